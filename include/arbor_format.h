@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arbor_format.h - the Arbor on-disk format. This file is the specification:
+ * every byte Arbor writes is described here, and nothing else defines layout.
+ *
+ * ===================================================================== *
+ *  INVARIANTS
+ * ===================================================================== *
+ *
+ * 1. No write ever lands on a block that a durable root can still reach.
+ *    A durable root is one referenced by any superblock slot that is, or may
+ *    be, on disk.  New versions of blocks always go to free space
+ *    (copy-on-write, "shadowing").
+ *
+ * 2. Every metadata block (tree node) is self-describing and checksummed:
+ *    struct arb_node_header carries magic, checksum, filesystem UUID, its own
+ *    address, the generation (commit) that wrote it, the tree that created
+ *    it, its level and item count.  Every pointer to a node carries the
+ *    node's address, generation and checksum, so the parent verifies the
+ *    child (a Merkle tree) and the child still verifies alone.
+ *
+ * 3. Commit of generation G: write every dirty node to fresh space, flush,
+ *    write superblock slot (G % ARB_SUPER_SLOTS) in every superblock copy,
+ *    flush.  Mount picks the valid slot with the highest generation whose
+ *    trees verify, falling back to older slots.
+ *
+ * 4. A block freed by commit F (its reference count reached zero) is kept
+ *    allocated in the space map and listed in a DEFER item keyed by F.  Commit
+ *    G releases the DEFER items with F <= G - ARB_DEFER_COMMITS.  Hence every
+ *    root still held by a superblock slot stays intact on disk: the roots of
+ *    G-1 .. G-4 while commit G is in flight.
+ *
+ * 5. Reference counts (Rodeh, "B-trees, Shadowing, and Clones"): the space
+ *    map holds one count per sector.  A node or extent occupying several
+ *    sectors carries the same count in each.  A freshly allocated node has
+ *    count 1.  Cloning a tree adds one reference to its root node only.
+ *    Shadowing a node whose count is above one adds a reference to each
+ *    child (and, in leaves, to each data extent an item points to) and drops
+ *    one from the old node.  A node whose generation is above its tree's
+ *    last_snapshot cannot be shared and is shadowed without any count lookup.
+ *    So: count(block) = number of parents (nodes, root items, superblock
+ *    pointers) that point to it + 1 if it sits in a DEFER item.  fsck
+ *    recomputes exactly this sum.
+ *
+ * 6. Within one node, keys are strictly increasing.  In an internal node the
+ *    key of a pointer equals the first key of the child it points to, and a
+ *    child's level is its parent's level - 1.  Leaves are level 0.
+ *
+ * All integers are little-endian.  All structures are packed; their sizes are
+ * checked with _Static_assert below.
+ *
+ * ===================================================================== *
+ *  DEVICE LAYOUT  (byte offsets; a "sector" is 4096 bytes)
+ * ===================================================================== *
+ *
+ *  OFFSET          SIZE     CONTENT
+ *  0               64 KiB   untouched (boot code, partition tables)
+ *  64 KiB          16 KiB   superblock copy 0: ring of 4 slots of 4 KiB
+ *  64 MiB          16 KiB   superblock copy 1 (only if the device reaches it)
+ *  256 GiB         16 KiB   superblock copy 2 (only if the device reaches it)
+ *  end - 64 KiB    16 KiB   superblock copy 3, placed at the last 64 KiB
+ *                           boundary at least 64 KiB before the end (only if
+ *                           it does not overlap another copy)
+ *  everywhere else          tree nodes and data extents, allocated from the
+ *                           space map
+ *
+ * ===================================================================== *
+ *  SUPERBLOCK SLOT  (struct arb_super, 4096 bytes)
+ * ===================================================================== *
+ *
+ *  OFFSET SIZE DESCRIPTION
+ *     0    32  csum: crc32c (little-endian, first 4 bytes) of bytes 32..4095
+ *    32     8  magic ARB_SUPER_MAGIC
+ *    40    16  fsid: filesystem UUID
+ *    56    16  dev_uuid: UUID of this device
+ *    72     8  bytenr: byte offset of this slot (catches misdirected writes)
+ *    80     8  generation: commit number, starts at 1 (mkfs)
+ *    88     4  format_version (ARB_FORMAT_VERSION)
+ *    92     2  csum_type (ARB_CSUM_*)
+ *    94     2  slot: this slot's index in its ring
+ *    96     4  sectorsize (4096)
+ *   100     4  nodesize (4096 .. 65536, power of two)
+ *   104     8  total_bytes: usable device size, a multiple of sectorsize
+ *   112     8  compat feature bits (unknown ones are ignored)
+ *   120     8  ro_compat feature bits (unknown ones: mount read-only only)
+ *   128     8  incompat feature bits (unknown ones: refuse to open)
+ *   136    32  root_tree: struct arb_blkptr to the root of the root tree
+ *   168    32  space_tree: struct arb_blkptr to the root of the space tree
+ *   200     8  sectors_used: sectors with a non-zero count in the space map
+ *   208     8  alloc_cursor: byte offset where the next-fit allocator resumes
+ *   216     8  next_tree_id: next free tree id (>= ARB_FIRST_USER_TREE)
+ *   224     8  hash_seed: seed for name hashes (filesystem layer)
+ *   232     8  commit_time_sec
+ *   240     4  commit_time_nsec
+ *   244     4  reserved, zero
+ *   248   128  label, NUL-padded
+ *   376  3720  reserved, zero
+ *
+ * ===================================================================== *
+ *  TREE NODE  (nodesize bytes)
+ * ===================================================================== *
+ *
+ *  struct arb_node_header (96 bytes):
+ *  OFFSET SIZE DESCRIPTION
+ *     0    32  csum: crc32c (first 4 bytes, rest zero) of bytes 32..nodesize-1
+ *    32    16  fsid
+ *    48     8  bytenr: the node's own address
+ *    56     8  generation: the commit that wrote this version
+ *    64     8  owner: id of the tree that created the node (a shared node
+ *              keeps its creator's id)
+ *    72     4  magic ARB_NODE_MAGIC
+ *    76     2  nritems
+ *    78     1  level: 0 for leaves
+ *    79     1  flags, zero
+ *    80    16  reserved, zero
+ *
+ *  Internal node (level > 0): after the header, nritems struct arb_key_ptr
+ *  (41 bytes each) sorted by key.
+ *
+ *  Leaf (level 0): after the header, nritems struct arb_item (25 bytes each)
+ *  sorted by key; item data is packed from the end of the node towards the
+ *  item array.  item.offset is relative to the end of the header; item i's
+ *  data lies in [96 + offset, 96 + offset + size) and must not overlap the
+ *  item array nor another item's data.
+ *
+ *    +--------+--------+--------+----  free  ----+--------+--------+
+ *    | header | item 0 | item 1 |                | data 1 | data 0 |
+ *    +--------+--------+--------+----------------+--------+--------+
+ *
+ * ===================================================================== *
+ *  TREES AND ITEMS
+ * ===================================================================== *
+ *
+ *  The superblock points to two trees; the root tree points to the others.
+ *
+ *  Root tree (id 1): one ROOT_ITEM per other tree.
+ *    key (tree id, ARB_ROOT_ITEM_KEY, 0) -> struct arb_root_item
+ *
+ *  Space tree (id 2): the space map and the deferred frees.
+ *    key (0, ARB_SM_CHUNK_KEY, chunk index) -> packed 2-bit counts:
+ *        nodesize/8 bytes covering nodesize/2 sectors (the last chunk of a
+ *        device may be shorter); sector s of the chunk sits at bits
+ *        2*(s%4) .. 2*(s%4)+1 of byte s/4.
+ *        Value 0: free, 1 or 2: that count, 3: see the OVERFLOW item.
+ *        A missing chunk item means every count in it is zero.
+ *    key (0, ARB_SM_OVERFLOW_KEY, bytenr) -> le32 count (>= 3)
+ *    key (F, ARB_SM_DEFER_KEY, bytenr) -> le64 nr of sectors freed by
+ *        commit F, starting at bytenr; still counted 1 in the chunk.
+ *
+ *  User trees (id >= ARB_FIRST_USER_TREE): any keys; the filesystem layer
+ *  defines them.  They may be cloned, so their nodes are reference counted.
+ *  The root and space trees are never shared.
+ */
+#ifndef ARBOR_FORMAT_H
+#define ARBOR_FORMAT_H
+
+#include <stdint.h>
+
+#define ARB_FORMAT_VERSION 1
+
+#define ARB_SECTOR_SIZE 4096u
+#define ARB_MIN_NODESIZE 4096u
+#define ARB_MAX_NODESIZE 65536u
+#define ARB_DEFAULT_NODESIZE 16384u
+
+#define ARB_RESERVED_HEAD (64u * 1024)
+#define ARB_SUPER_SLOTS 4u
+#define ARB_SUPER_SLOT_SIZE 4096u
+#define ARB_SUPER_COPY_SIZE (ARB_SUPER_SLOTS * ARB_SUPER_SLOT_SIZE)
+#define ARB_SUPER_COPIES 4u
+#define ARB_SUPER_OFFSET0 (64ull * 1024)
+#define ARB_SUPER_OFFSET1 (64ull * 1024 * 1024)
+#define ARB_SUPER_OFFSET2 (256ull * 1024 * 1024 * 1024)
+/* the last copy sits at the last 64 KiB boundary at least this far from the end */
+#define ARB_SUPER_TAIL_GAP (64ull * 1024)
+
+/* Commits a freed block waits before it may be reused; equals the ring size
+ * so that every root still named by a slot stays intact (invariant 4). */
+#define ARB_DEFER_COMMITS 4u
+
+/* Smallest device we format: the head, one ring, and room for a few trees. */
+#define ARB_MIN_DEVICE_SIZE (2ull * 1024 * 1024)
+
+#define ARB_SUPER_MAGIC 0x314253524f425241ull /* "ARBORSB1" */
+#define ARB_NODE_MAGIC 0x45444f4eu            /* "NODE" */
+
+#define ARB_CSUM_CRC32C 1u
+#define ARB_CSUM_SIZE 32u
+
+/* Feature bits: none defined yet in version 1. */
+#define ARB_FEATURE_COMPAT_SUPP 0ull
+#define ARB_FEATURE_RO_COMPAT_SUPP 0ull
+#define ARB_FEATURE_INCOMPAT_SUPP 0ull
+
+/* Tree ids. */
+#define ARB_ROOT_TREE_ID 1ull
+#define ARB_SPACE_TREE_ID 2ull
+#define ARB_FIRST_USER_TREE 256ull
+
+/* Key types (the u8 in the middle of a key). 1..127 belong to the
+ * filesystem layer; 128..255 to the engine. */
+#define ARB_ROOT_ITEM_KEY 132u
+#define ARB_SM_CHUNK_KEY 200u
+#define ARB_SM_OVERFLOW_KEY 201u
+#define ARB_SM_DEFER_KEY 202u
+
+/* 2-bit space map values */
+#define ARB_SM_OVERFLOW_MARK 3u
+
+#define ARB_PACKED __attribute__((packed))
+
+struct arb_disk_key {
+	uint64_t objectid;
+	uint8_t type;
+	uint64_t offset;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_disk_key) == 17, "disk key is 17 bytes");
+
+/* A pointer to a tree node: from the superblock or a root item. */
+struct arb_blkptr {
+	uint64_t bytenr;
+	uint64_t generation;
+	uint64_t csum; /* crc32c of the node, zero-extended */
+	uint8_t level;
+	uint8_t reserved[7];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_blkptr) == 32, "blkptr is 32 bytes");
+
+struct arb_node_header {
+	uint8_t csum[ARB_CSUM_SIZE];
+	uint8_t fsid[16];
+	uint64_t bytenr;
+	uint64_t generation;
+	uint64_t owner;
+	uint32_t magic;
+	uint16_t nritems;
+	uint8_t level;
+	uint8_t flags;
+	uint8_t reserved[16];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_node_header) == 96, "node header is 96 bytes");
+
+/* Leaf item header. */
+struct arb_item {
+	struct arb_disk_key key;
+	uint32_t offset; /* of the data, from the end of the node header */
+	uint32_t size;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_item) == 25, "leaf item is 25 bytes");
+
+/* Internal node entry. */
+struct arb_key_ptr {
+	struct arb_disk_key key;
+	uint64_t bytenr;
+	uint64_t generation;
+	uint64_t csum;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_key_ptr) == 41, "key pointer is 41 bytes");
+
+#define ARB_ROOT_RDONLY (1ull << 0)
+
+struct arb_root_item {
+	struct arb_blkptr root;
+	uint64_t last_snapshot; /* generation of the last clone of/into it */
+	uint64_t flags;         /* ARB_ROOT_* */
+	uint64_t create_gen;
+	uint64_t ctime_sec;
+	uint32_t ctime_nsec;
+	uint32_t reserved0;
+	uint8_t uuid[16];
+	uint8_t parent_uuid[16];
+	uint64_t parent_id;
+	uint8_t reserved[40];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_root_item) == 160, "root item is 160 bytes");
+
+struct arb_super {
+	uint8_t csum[ARB_CSUM_SIZE];
+	uint64_t magic;
+	uint8_t fsid[16];
+	uint8_t dev_uuid[16];
+	uint64_t bytenr;
+	uint64_t generation;
+	uint32_t format_version;
+	uint16_t csum_type;
+	uint16_t slot;
+	uint32_t sectorsize;
+	uint32_t nodesize;
+	uint64_t total_bytes;
+	uint64_t compat;
+	uint64_t ro_compat;
+	uint64_t incompat;
+	struct arb_blkptr root_tree;
+	struct arb_blkptr space_tree;
+	uint64_t sectors_used;
+	uint64_t alloc_cursor;
+	uint64_t next_tree_id;
+	uint64_t hash_seed;
+	uint64_t commit_time_sec;
+	uint32_t commit_time_nsec;
+	uint32_t reserved0;
+	char label[128];
+	uint8_t reserved[3720];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_super) == ARB_SUPER_SLOT_SIZE, "superblock slot is 4096 bytes");
+
+/* Space map chunk geometry: one chunk item is nodesize/8 bytes of 2-bit
+ * counts, i.e. nodesize/2 sectors. */
+static inline uint32_t arb_sm_chunk_bytes(uint32_t nodesize)
+{
+	return nodesize / 8;
+}
+static inline uint32_t arb_sm_chunk_sectors(uint32_t nodesize)
+{
+	return nodesize / 2;
+}
+
+#endif /* ARBOR_FORMAT_H */
