@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - the arbor admin tool: command table, shared helpers.
+ *
+ * Commands are described by struct cmd_struct (btrfs-progs style): a token,
+ * a handler, and a usage string array that drives --help.  The array holds
+ * one or more synopsis lines, "", a one-line description, "", then free text
+ * and OPTLINE() entries, terminated by NULL.
+ *
+ * Handlers return an exit status: CLI_EXIT_OK, CLI_EXIT_ERROR (something
+ * failed at run time) or CLI_EXIT_USAGE (the command line is wrong).
+ */
+#ifndef ARBOR_CLI_H
+#define ARBOR_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "arbor/btree.h"
+#include "arbor/fs.h"
+#include "arbor_format.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+/* One option in a usage array: the option, then its description. */
+#define OPTLINE(opt, text) "    " opt "\n            " text
+
+struct cmd_group;
+struct cmd_struct;
+
+typedef int (*cmd_fn)(const struct cmd_struct *cmd, int argc, char **argv);
+
+struct cmd_struct {
+	const char *token;
+	cmd_fn fn;                    /* NULL for a group */
+	const char *const *usagestr;  /* see above */
+	const struct cmd_group *next; /* sub-commands, or NULL */
+	unsigned int flags;           /* CMD_* */
+};
+
+/* The command works on the image given with -i. */
+#define CMD_IMAGE 0x1
+
+struct cmd_group {
+	const char *const *usagestr;
+	const struct cmd_struct *const *commands; /* NULL-terminated */
+};
+
+extern const struct cmd_struct cmd_struct_inspect;
+extern const struct cmd_struct cmd_struct_engine;
+
+/* Global options (before the command). */
+struct cli_globals {
+	const char *image; /* -i */
+	int verbose;       /* -v, repeatable */
+};
+extern struct cli_globals cli_globals;
+
+/* ---- messages and usage (arbor.c) ------------------------------------ */
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the synopsis (and with full, the whole help text) of a command. */
+void cli_usage(const struct cmd_struct *cmd, bool full, FILE *out);
+/* Print an error, the synopsis, and return CLI_EXIT_USAGE. */
+int cli_usage_error(const struct cmd_struct *cmd, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/*
+ * getopt_long for a command: optstring and longopts as for getopt_long
+ * (longopts may be NULL).  --help prints the help and exits 0; an unknown
+ * option or a missing argument is a usage error (exit 2).  Call in a loop
+ * until it returns -1, then use optind.
+ */
+int cli_getopt(const struct cmd_struct *cmd, int argc, char **argv, const char *optstring,
+               const struct option *longopts);
+/* For commands without options: handle --help, reject anything else that
+ * looks like an option; afterwards argv[optind..] are the arguments. */
+void cli_no_options(const struct cmd_struct *cmd, int argc, char **argv);
+/* Exit 2 unless the command got between min and max positional arguments. */
+void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max);
+
+/* ---- parsing (arbor.c); 0 or -EINVAL / -ERANGE -------------------------- */
+
+int cli_parse_u64(const char *s, uint64_t *ret);
+/* A byte count with an optional K, M, G or T suffix (powers of 1024). */
+int cli_parse_size(const char *s, uint64_t *ret);
+/* A tree id: a number, "root" or "space". */
+int cli_parse_tree_id(const char *s, uint64_t *ret);
+/* A key type: a number 0..255 or a name as printed by cli_key_type_name. */
+int cli_parse_key_type(const char *s, uint8_t *ret);
+/* Name of a key type ("ROOT_ITEM", ... or the number); buf of >= 16 bytes. */
+const char *cli_key_type_name(uint8_t type, char *buf, size_t len);
+/* Parse "OBJECTID TYPE OFFSET"; prints the error. */
+int cli_parse_key(char **args, struct arb_key *ret);
+
+/* ---- the image (arbor.c) -------------------------------------------- */
+
+struct cli_fs {
+	struct arb_dev *dev;
+	struct arb_fs *fs;
+};
+
+/* Open the -i image (ARB_DEV_EXCL, plus ARB_DEV_RDONLY when rdonly).
+ * Errors are printed; returns 0 or a negative errno. */
+int cli_open_dev(bool rdonly, struct arb_dev **ret_dev);
+/* Open the image and the filesystem on it, with core messages on stderr. */
+int cli_open_fs(bool rdonly, struct cli_fs *cfs);
+/* Commit the running transaction; prints the error. */
+int cli_commit(struct cli_fs *cfs);
+void cli_close_fs(struct cli_fs *cfs);
+/* The message callback installed into the core. */
+void cli_msg(void *ctx, enum arb_msg_level level, const char *text);
+/* Print "error: what: strerror" (plus the failed-state reason if any). */
+void cli_report(const struct cli_fs *cfs, const char *what, int err);
+/* Get a tree handle; prints the error. */
+int cli_get_tree(struct cli_fs *cfs, uint64_t id, struct arb_tree **ret_tree);
+
+/* ---- shared decoding (inspect.c) ------------------------------------- */
+
+/* A ROOT_ITEM converted to host byte order. */
+struct cli_root_info {
+	uint64_t id;
+	uint64_t bytenr, generation, csum;
+	uint8_t level;
+	uint64_t last_snapshot, flags, create_gen, ctime_sec, parent_id;
+	uint32_t ctime_nsec;
+	uint8_t uuid[16], parent_uuid[16];
+};
+/* -EUCLEAN if the item is too short. */
+int cli_decode_root_item(uint64_t id, const void *data, uint32_t len, struct cli_root_info *ret);
+
+typedef int (*cli_root_fn)(void *ctx, const struct cli_root_info *ri);
+/* Call fn for every ROOT_ITEM of the root tree, in key order; stops at a
+ * non-zero return of fn and returns it. */
+int cli_for_each_root(struct cli_fs *cfs, cli_root_fn fn, void *ctx);
+
+void cli_print_uuid(const uint8_t uuid[16], char out[37]);
+/* Hex and ASCII, 16 bytes a line, each line prefixed by indent. */
+void cli_hexdump(const void *data, uint32_t len, const char *indent);
+
+#endif /* ARBOR_CLI_H */
