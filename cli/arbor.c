@@ -29,6 +29,9 @@
 
 struct cli_globals cli_globals;
 
+/* "arbor engine put": the command being run, for "Try '... --help'". */
+static char cmd_path[128] = "arbor";
+
 /* ---- messages ---------------------------------------------------------- */
 
 static void vmessage(const char *prefix, const char *fmt, va_list ap)
@@ -112,7 +115,7 @@ static void print_group_commands(const struct cmd_group *grp, FILE *out)
 		if (desc)
 			fprintf(out, "        %s\n", desc);
 		if (c->next)
-			fprintf(out, "        (see: %s --help)\n", c->usagestr[0]);
+			fprintf(out, "        (see: %s %s --help)\n", cmd_path, c->token);
 		fputc('\n', out);
 	}
 }
@@ -143,7 +146,7 @@ int cli_usage_error(const struct cmd_struct *cmd, const char *fmt, ...)
 	vmessage("error", fmt, ap);
 	va_end(ap);
 	cli_usage(cmd, false, stderr);
-	fprintf(stderr, "Try '%s --help' for more information.\n", cmd->usagestr[0]);
+	fprintf(stderr, "Try '%s --help' for more information.\n", cmd_path);
 	return CLI_EXIT_USAGE;
 }
 
@@ -460,6 +463,7 @@ static int run_command(const struct cmd_struct *cmd, int argc, char **argv);
 static int run_group(const struct cmd_struct *grp_cmd, int argc, char **argv)
 {
 	const struct cmd_struct *cmd;
+	size_t len;
 
 	if (argc < 2)
 		return cli_usage_error(grp_cmd, "no command given");
@@ -470,6 +474,8 @@ static int run_group(const struct cmd_struct *grp_cmd, int argc, char **argv)
 	cmd = find_command(grp_cmd->next, argv[1]);
 	if (!cmd)
 		return cli_usage_error(grp_cmd, "unknown command '%s'", argv[1]);
+	len = strlen(cmd_path);
+	snprintf(cmd_path + len, sizeof(cmd_path) - len, " %s", cmd->token);
 	return run_command(cmd, argc - 1, argv + 1);
 }
 

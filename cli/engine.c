@@ -504,7 +504,8 @@ static int do_fill(struct cli_fs *cfs, void *arg)
 			cli_report(cfs, "cannot insert", ret);
 			return ret;
 		}
-		if (i % FILL_COMMIT_EVERY)
+		/* the last commit is run_mutation's */
+		if (i % FILL_COMMIT_EVERY || i == op->count)
 			continue;
 		ret = cli_commit(cfs);
 		if (ret < 0)

@@ -53,8 +53,8 @@ clone=$(capture engine clone "$tree")
 echo "clone id: $clone"
 
 step "5. modify the clone; the source keeps its data"
-run engine put "$clone" 1 1 1 "only in the clone"
-run engine put "$tree" 2 1 2 "only in the source"
+run engine put "$clone" 1 1 1 changed-in-the-clone
+run engine put "$tree" 2 1 2 added-to-the-source
 run engine get "$clone" 1 1 1
 if run engine get "$tree" 1 1 1 2>/dev/null; then
 	echo "error: the change leaked into the source tree" >&2

@@ -39,9 +39,15 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
-# Print a file as TAP diagnostics.
+# Print (the start of) a file as TAP diagnostics.
 t_diag_file() {
-	[ -s "$1" ] && sed 's/^/#   /' "$1"
+	local lines
+	[ -s "$1" ] || return 0
+	sed -n 's/^/#   /; 1,40p' "$1"
+	lines=$(wc -l <"$1")
+	if [ "$lines" -gt 40 ]; then
+		echo "#   ... $((lines - 40)) more lines in $1"
+	fi
 	return 0
 }
 

@@ -8,7 +8,7 @@
 
 img=$T/test.img
 missing=$T/missing.img
-fill_count=$((3000 * ARBOR_TEST_SCALE))
+fill_count=$(awk -v s="$ARBOR_TEST_SCALE" 'BEGIN { n = int(3000 * s); print (n < 1 ? 1 : n) }')
 echo "# seed $ARBOR_TEST_SEED, scale $ARBOR_TEST_SCALE"
 
 a() {
