@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 /* ---- PRNG ----------------------------------------------------------------- */
 
@@ -179,31 +180,54 @@ static void tu_msg(void *ctx, enum arb_msg_level level, const char *text)
 	msg_count++;
 }
 
+/* One line of a failure report: on stderr, and as a TAP diagnostic on
+ * stdout when cmocka speaks TAP (so the seed lands in the test's log). */
+static void report_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void report_line(const char *fmt, ...)
+{
+	const char *out = getenv("CMOCKA_MESSAGE_OUTPUT");
+	char buf[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	print_error("%s\n", buf);
+	if (out && strcasecmp(out, "tap") == 0) {
+		printf("# %s\n", buf);
+		fflush(stdout);
+	}
+}
+
 static void dump_messages(void)
 {
 	unsigned first = msg_count > MSG_RING ? msg_count - MSG_RING : 0;
 
 	if (msg_count == 0)
 		return;
-	print_error("last engine messages (%u in all):\n", msg_count);
+	report_line("last engine messages (%u in all):", msg_count);
 	for (unsigned i = first; i < msg_count; i++)
-		print_error("  %s\n", msg_ring[i % MSG_RING]);
+		report_line("  %s", msg_ring[i % MSG_RING]);
 }
 
 static void print_context(void)
 {
+	char buf[256] = "";
+	size_t n = 0;
+
 	if (tu_ctx.has_seed)
-		print_error("  seed=%" PRIu64, tu_ctx.seed);
-	if (tu_ctx.op != UINT64_MAX)
-		print_error(" op=%" PRIu64, tu_ctx.op);
-	if (tu_ctx.tree_id)
-		print_error(" tree=%" PRIu64, tu_ctx.tree_id);
-	if (tu_ctx.phase)
-		print_error(" phase=%s", tu_ctx.phase);
-	if (tu_ctx.has_seed || tu_ctx.op != UINT64_MAX || tu_ctx.tree_id || tu_ctx.phase)
-		print_error("\n");
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " seed=%" PRIu64, tu_ctx.seed);
+	if (tu_ctx.op != UINT64_MAX && n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " op=%" PRIu64, tu_ctx.op);
+	if (tu_ctx.tree_id && n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " tree=%" PRIu64, tu_ctx.tree_id);
+	if (tu_ctx.phase && n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - n, " phase=\"%s\"", tu_ctx.phase);
+	if (buf[0])
+		report_line("  context:%s", buf);
 	if (tu_ctx.has_seed)
-		print_error("  reproduce: ARBOR_TEST_SEED=%" PRIu64 " ARBOR_TEST_SCALE=%g %s\n",
+		report_line("  reproduce: ARBOR_TEST_SEED=%" PRIu64 " ARBOR_TEST_SCALE=%g %s",
 		            tu_ctx.seed, tu_scale(), program_invocation_name);
 }
 
@@ -215,7 +239,7 @@ void tu_fail_at(const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	print_error("%s:%d: %s\n", file, line, buf);
+	report_line("%s:%d: %s", file, line, buf);
 	print_context();
 	dump_messages();
 	_fail(file, line);
@@ -442,17 +466,18 @@ const char *tu_key_str(const struct arb_key *key)
 	return b;
 }
 
-static uint64_t value_stream_seed(uint64_t id, uint64_t version, uint32_t len)
+/* Independent of the length: a shorter read sees a prefix of the same bytes. */
+static uint64_t value_stream_seed(uint64_t id, uint64_t version)
 {
 	struct arb_key k = tu_key(id);
 
 	return tu_mix64(k.objectid ^ tu_mix64(((uint64_t)k.type << 56) ^ k.offset) ^
-	                tu_mix64(version ^ ((uint64_t)len << 40)));
+	                tu_mix64(version));
 }
 
 void tu_value_fill(void *buf, uint32_t len, uint64_t id, uint64_t version)
 {
-	uint64_t st = value_stream_seed(id, version, len);
+	uint64_t st = value_stream_seed(id, version);
 	uint8_t *p = buf;
 
 	while (len >= 8) {
@@ -626,21 +651,23 @@ int tu_op_delete(struct tu_model *m, struct arb_tree *t, uint64_t id)
 	return rc;
 }
 
-static void check_value(const char *what, struct arb_tree *t, uint64_t id, const struct tu_slot *s,
-                        const void *data, uint32_t len)
+/* NULL if data is the value the slot predicts, else what is wrong (in buf). */
+static const char *value_problem(const struct tu_slot *s, uint64_t id, const void *data,
+                                 uint32_t len, char *buf, size_t bufsize)
 {
-	struct arb_key k = tu_key(id);
 	long diff;
 
-	if (len != s->len)
-		TU_FAIL("%s tree %" PRIu64 " id %" PRIu64 " key %s: length %u, expected %u "
-		        "(version %" PRIu64 ")",
-		        what, arb_tree_id(t), id, tu_key_str(&k), len, s->len, s->version);
+	if (len != s->len) {
+		snprintf(buf, bufsize, "length %u, expected %u (version %" PRIu64 ")", len, s->len,
+		         s->version);
+		return buf;
+	}
 	diff = tu_value_diff(data, len, id, s->version);
-	if (diff >= 0)
-		TU_FAIL("%s tree %" PRIu64 " id %" PRIu64 " key %s: data differs at byte %ld of %u "
-		        "(expected version %" PRIu64 ")",
-		        what, arb_tree_id(t), id, tu_key_str(&k), diff, len, s->version);
+	if (diff < 0)
+		return NULL;
+	snprintf(buf, bufsize, "data differs at byte %ld of %u (expected version %" PRIu64 ")",
+	         diff, len, s->version);
+	return buf;
 }
 
 void tu_model_check_lookup(const struct tu_model *m, struct arb_tree *t, uint64_t id)
@@ -649,6 +676,7 @@ void tu_model_check_lookup(const struct tu_model *m, struct arb_tree *t, uint64_
 	struct arb_key k = tu_key(id);
 	uint32_t len = UINT32_MAX;
 	int rc = arb_lookup(t, &k, scratch, sizeof(scratch), &len);
+	char problem[160];
 
 	if (!s->present) {
 		if (rc != -ENOENT)
@@ -662,7 +690,9 @@ void tu_model_check_lookup(const struct tu_model *m, struct arb_tree *t, uint64_
 		TU_FAIL("lookup tree %" PRIu64 " id %" PRIu64 " key %s: returned %s, expected "
 		        "the item (len %u)",
 		        arb_tree_id(t), id, tu_key_str(&k), tu_strerr(rc), s->len);
-	check_value("lookup", t, id, s, scratch, len);
+	if (value_problem(s, id, scratch, len, problem, sizeof(problem)))
+		TU_FAIL("lookup tree %" PRIu64 " id %" PRIu64 " key %s: %s", arb_tree_id(t), id,
+		        tu_key_str(&k), problem);
 }
 
 /* First id whose key is >= start (m->n if none). */
@@ -718,7 +748,7 @@ static void range_item(const struct tu_model *m, struct arb_tree *t, const struc
                        int64_t want, int rc, const struct arb_key *key, const void *data,
                        uint32_t len)
 {
-	char what[160];
+	char problem[160];
 	struct arb_key wk;
 	uint64_t got_id;
 
@@ -742,9 +772,11 @@ static void range_item(const struct tu_model *m, struct arb_tree *t, const struc
 		        p->dirname, tu_key_str(p->start), arb_tree_id(t), p->index, tu_key_str(key),
 		        tu_key_id(key, &got_id) ? "a known id" : "not a test key", want,
 		        tu_key_str(&wk));
-	snprintf(what, sizeof(what), "iter %s from %s item #%" PRIu64, p->dirname,
-	         tu_key_str(p->start), p->index);
-	check_value(what, t, (uint64_t)want, &m->slot[want], data, len);
+	if (value_problem(&m->slot[want], (uint64_t)want, data, len, problem, sizeof(problem)))
+		TU_FAIL("iter %s from %s tree %" PRIu64 ": item #%" PRIu64 " id %" PRId64
+		        " key %s: %s",
+		        p->dirname, tu_key_str(p->start), arb_tree_id(t), p->index, want,
+		        tu_key_str(&wk), problem);
 }
 
 void tu_model_check_range(const struct tu_model *m, struct arb_tree *t, const struct arb_key *start,
