@@ -24,11 +24,18 @@
  *    flush.  Mount picks the valid slot with the highest generation whose
  *    trees verify, falling back to older slots.
  *
- * 4. A block freed by commit F (its reference count reached zero) is kept
- *    allocated in the space map and listed in a DEFER item keyed by F.  Commit
- *    G releases the DEFER items with F <= G - ARB_DEFER_COMMITS.  Hence every
+ * 4. A block freed by commit F (its reference count reached zero) is listed
+ *    in the freed[] array of superblock slot F and counted zero in F's space
+ *    map, but is not reused before commit F + ARB_DEFER_COMMITS: the ring
+ *    then still holds slot F, so mount rebuilds this quarantine from the
+ *    freed[] lists of the last ARB_DEFER_COMMITS generations.  Hence every
  *    root still held by a superblock slot stays intact on disk: the roots of
- *    G-1 .. G-4 while commit G is in flight.
+ *    G-1 .. G-4 while commit G is in flight.  A commit that frees more
+ *    ranges than freed[] holds keeps the rest counted and lists them as
+ *    DEFER items in the space tree; later commits move them into their own
+ *    freed[] lists.  (Keeping every free in the space tree instead would
+ *    never settle: releasing a free rewrites a space-tree node, which frees
+ *    that node again.)
  *
  * 5. Reference counts (Rodeh, "B-trees, Shadowing, and Clones"): the space
  *    map holds one count per sector.  A node or extent occupying several
@@ -40,7 +47,8 @@
  *    last_snapshot cannot be shared and is shadowed without any count lookup.
  *    So: count(block) = number of parents (nodes, root items, superblock
  *    pointers) that point to it + 1 if it sits in a DEFER item.  fsck
- *    recomputes exactly this sum.
+ *    recomputes exactly this sum.  Space-map chunks whose counts are all
+ *    zero have no item.
  *
  * 6. Within one node, keys are strictly increasing.  In an internal node the
  *    key of a pointer equals the first key of the child it points to, and a
@@ -94,7 +102,11 @@
  *   240     4  commit_time_nsec
  *   244     4  reserved, zero
  *   248   128  label, NUL-padded
- *   376  3720  reserved, zero
+ *   376     4  freed_count: entries used in freed[]
+ *   380     4  reserved, zero
+ *   384  3680  freed[230]: {le64 bytenr, le64 nsectors} ranges this commit
+ *              freed (their counts are zero from this commit on); see 4.
+ *  4064    32  reserved, zero
  *
  * ===================================================================== *
  *  TREE NODE  (nodesize bytes)
@@ -145,7 +157,8 @@
  *        A missing chunk item means every count in it is zero.
  *    key (0, ARB_SM_OVERFLOW_KEY, bytenr) -> le32 count (>= 3)
  *    key (F, ARB_SM_DEFER_KEY, bytenr) -> le64 nr of sectors freed by
- *        commit F, starting at bytenr; still counted 1 in the chunk.
+ *        commit F that did not fit in its freed[] list, starting at bytenr;
+ *        still counted 1 in the chunk until a later commit lists them.
  *
  *  User trees (id >= ARB_FIRST_USER_TREE): any keys; the filesystem layer
  *  defines them.  They may be cloned, so their nodes are reference counted.
@@ -270,9 +283,18 @@ struct arb_root_item {
 	uint8_t uuid[16];
 	uint8_t parent_uuid[16];
 	uint64_t parent_id;
-	uint8_t reserved[40];
+	uint8_t reserved[48];
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_root_item) == 160, "root item is 160 bytes");
+
+/* A range freed by the commit that wrote the superblock slot. */
+struct arb_freed_extent {
+	uint64_t bytenr;
+	uint64_t nsectors;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_freed_extent) == 16, "freed extent is 16 bytes");
+
+#define ARB_SUPER_FREED_MAX 230u
 
 struct arb_super {
 	uint8_t csum[ARB_CSUM_SIZE];
@@ -300,7 +322,10 @@ struct arb_super {
 	uint32_t commit_time_nsec;
 	uint32_t reserved0;
 	char label[128];
-	uint8_t reserved[3720];
+	uint32_t freed_count; /* entries used in freed[] */
+	uint32_t reserved1;
+	struct arb_freed_extent freed[ARB_SUPER_FREED_MAX];
+	uint8_t reserved[32];
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_super) == ARB_SUPER_SLOT_SIZE, "superblock slot is 4096 bytes");
 

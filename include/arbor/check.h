@@ -14,7 +14,7 @@
 #include "arbor/fs.h"
 
 struct arb_check_report {
-	uint64_t nodes;          /* distinct nodes visited */
+	uint64_t nodes; /* distinct nodes visited */
 	uint64_t trees;
 	uint64_t bad_nodes;      /* failed to read or verify */
 	uint64_t count_mismatch; /* sectors whose space map count is wrong */

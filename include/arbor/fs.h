@@ -24,13 +24,13 @@ struct arb_fs;
 struct arb_tree;
 
 struct arb_format_opts {
-	uint32_t nodesize;     /* 0: ARB_DEFAULT_NODESIZE */
-	uint64_t size;         /* 0: the whole device */
-	const uint8_t *fsid;   /* 16 bytes, NULL: random */
-	const uint8_t *devuuid;/* 16 bytes, NULL: random */
-	const char *label;     /* NULL: empty */
-	uint64_t hash_seed;    /* 0: random */
-	uint64_t time_sec;     /* 0: now (SOURCE_DATE_EPOCH honoured by tools) */
+	uint32_t nodesize;      /* 0: ARB_DEFAULT_NODESIZE */
+	uint64_t size;          /* 0: the whole device */
+	const uint8_t *fsid;    /* 16 bytes, NULL: random */
+	const uint8_t *devuuid; /* 16 bytes, NULL: random */
+	const char *label;      /* NULL: empty */
+	uint64_t hash_seed;     /* 0: random */
+	uint64_t time_sec;      /* 0: now (SOURCE_DATE_EPOCH honoured by tools) */
 };
 
 /* Write an empty filesystem (generation 1, empty root and space trees). */
@@ -54,13 +54,17 @@ void arb_close(struct arb_fs *fs);
 int arb_commit(struct arb_fs *fs);
 
 struct arb_fs_info {
-	uint64_t generation; /* of the last durable commit */
+	uint64_t generation;    /* of the last durable commit */
 	uint64_t fallback_from; /* non-zero: newer generation that failed to verify */
 	uint32_t nodesize, sectorsize;
 	uint64_t total_bytes;
-	uint64_t total_sectors;    /* allocatable */
-	uint64_t used_sectors;     /* count > 0, including deferred frees */
-	uint64_t deferred_sectors; /* freed, waiting for ARB_DEFER_COMMITS commits */
+	uint64_t total_sectors;       /* allocatable */
+	uint64_t used_sectors;        /* count > 0 (includes deferred_sectors) */
+	uint64_t deferred_sectors;    /* unreferenced, still counted: freed in the running
+	                                 transaction or carried over in DEFER items */
+	uint64_t quarantined_sectors; /* count 0, reusable once the superblock ring has
+	                                 moved past the commit that freed them */
+	uint64_t free_sectors;        /* allocatable now */
 	uint64_t next_tree_id;
 	uint64_t hash_seed;
 	uint8_t fsid[16];

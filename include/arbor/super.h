@@ -17,9 +17,9 @@ int arb_super_copies(uint64_t dev_size, uint64_t offsets[ARB_SUPER_COPIES]);
 
 enum arb_slot_status {
 	ARB_SLOT_VALID = 0,
-	ARB_SLOT_EMPTY = 1,    /* all zero or no magic */
-	ARB_SLOT_BAD_CSUM = 2, /* magic present, checksum wrong (torn write, rot) */
-	ARB_SLOT_BAD_FIELD = 3,/* checksum fine, a field is impossible */
+	ARB_SLOT_EMPTY = 1,     /* all zero or no magic */
+	ARB_SLOT_BAD_CSUM = 2,  /* magic present, checksum wrong (torn write, rot) */
+	ARB_SLOT_BAD_FIELD = 3, /* checksum fine, a field is impossible */
 	ARB_SLOT_IO_ERROR = 4,
 };
 

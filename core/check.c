@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check.c - recompute every reference count from all roots and compare with
+ * the space map (invariant 5 of arbor_format.h), verifying every node on
+ * the way.
+ *
+ * A node is counted once per parent that points to it (a node shared by two
+ * trees after a clone has count 2 while its children, reached through it,
+ * have count 1), so the walk descends into each node only on its first
+ * visit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbor/check.h"
+#include "fs_internal.h"
+#include "node.h"
+
+struct checker {
+	struct arb_fs *fs;
+	struct arb_check_report *r;
+	uint32_t **expect; /* per space-map chunk, lazily allocated */
+};
+
+static uint32_t *expect_slot(struct checker *c, uint64_t sector)
+{
+	const struct arb_spacemap *sm = &c->fs->sm;
+	uint64_t idx = sector / sm->chunk_sectors;
+
+	if (!c->expect[idx]) {
+		c->expect[idx] = calloc(sm->chunk_sectors, sizeof(uint32_t));
+		if (!c->expect[idx])
+			return NULL;
+	}
+	return &c->expect[idx][sector % sm->chunk_sectors];
+}
+
+/* Count one reference to a range; returns the count its first sector had
+ * before, or -errno. */
+static int64_t add_ref(struct checker *c, uint64_t bytenr, uint64_t nsectors)
+{
+	const struct arb_spacemap *sm = &c->fs->sm;
+	uint64_t first = bytenr / sm->sectorsize;
+	int64_t before = -1;
+
+	if (!arb_sm_valid_range(sm, bytenr, nsectors)) {
+		arb_msgf(c->fs, ARB_MSG_ERR,
+		         "reference to %llu (+%llu sectors) outside allocatable space",
+		         (unsigned long long)bytenr, (unsigned long long)nsectors);
+		c->r->bad_nodes++;
+		return -EUCLEAN;
+	}
+	for (uint64_t s = first; s < first + nsectors; s++) {
+		uint32_t *e = expect_slot(c, s);
+
+		if (!e)
+			return -ENOMEM;
+		if (before < 0)
+			before = *e;
+		(*e)++;
+	}
+	return before;
+}
+
+static int check_child_keys(struct checker *c, const uint8_t *parent, uint32_t i,
+                            const uint8_t *child)
+{
+	uint32_t n = node_nritems(child);
+	struct arb_key pk, next;
+
+	if (n == 0)
+		return 0;
+	arb_key_from_disk(node_dkey(parent, i), &pk);
+	if (dkey_cmp(node_dkey(child, 0), &pk) != 0) {
+		arb_msgf(c->fs, ARB_MSG_ERR, "node %llu: first key differs from its parent's key",
+		         (unsigned long long)node_bytenr(child));
+		return -EUCLEAN;
+	}
+	if (i + 1 < node_nritems(parent)) {
+		arb_key_from_disk(node_dkey(parent, i + 1), &next);
+		if (dkey_cmp(node_dkey(child, n - 1), &next) >= 0) {
+			arb_msgf(c->fs, ARB_MSG_ERR, "node %llu: keys beyond its parent's range",
+			         (unsigned long long)node_bytenr(child));
+			return -EUCLEAN;
+		}
+	}
+	return 0;
+}
+
+static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
+                 uint32_t pslot)
+{
+	struct arb_fs *fs = c->fs;
+	struct arb_node *n;
+	int64_t before = add_ref(c, ptr->bytenr, fs->node_sectors);
+	int err;
+
+	if (before < 0)
+		return before == -ENOMEM ? -ENOMEM : 0;
+	if (before > 0)
+		return 0; /* shared: its subtree was counted on the first visit */
+	err = arb_read_node(fs, ptr, is_root, &n);
+	if (err) {
+		c->r->bad_nodes++;
+		return err == -ENOMEM ? err : 0;
+	}
+	c->r->nodes++;
+	if (parent && check_child_keys(c, parent, pslot, n->buf))
+		c->r->bad_nodes++;
+	for (uint32_t i = 0; node_level(n->buf) > 0 && i < node_nritems(n->buf) && !err; i++) {
+		const struct arb_key_ptr *kp = node_ckptr(n->buf, i);
+		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
+		                     le64toh(kp->csum), (uint8_t)(node_level(n->buf) - 1)};
+
+		err = visit(c, &cp, false, n->buf, i);
+	}
+	arb_cache_unpin(&fs->cache, n);
+	return err;
+}
+
+static int visit_user_trees(struct checker *c)
+{
+	struct arb_fs *fs = c->fs;
+	struct arb_key start = {ARB_FIRST_USER_TREE, ARB_ROOT_ITEM_KEY, 0}, k;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	struct arb_iter *it;
+	int ret = arb_iter_open(&fs->root_tree, &start, ARB_ITER_FORWARD, &it);
+
+	if (ret) {
+		c->r->bad_nodes++;
+		return ret == -ENOMEM ? ret : 0;
+	}
+	while ((ret = arb_iter_next(it, &k, NULL, NULL)) == 1) {
+		if (k.type != ARB_ROOT_ITEM_KEY)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			uint64_t *p = realloc(ids, cap * sizeof(*p));
+
+			if (!p) {
+				ret = -ENOMEM;
+				break;
+			}
+			ids = p;
+		}
+		ids[n++] = k.objectid;
+	}
+	arb_iter_close(it);
+	if (ret < 0)
+		c->r->bad_nodes++;
+	for (size_t i = 0; i < n && ret != -ENOMEM; i++) {
+		struct arb_tree *t;
+
+		ret = arb_tree_get(fs, ids[i], &t);
+		if (ret) {
+			c->r->bad_nodes++;
+			continue;
+		}
+		c->r->trees++;
+		ret = visit(c, &t->root, true, NULL, 0);
+	}
+	free(ids);
+	return ret == -ENOMEM ? ret : 0;
+}
+
+static int count_deferred(struct checker *c)
+{
+	struct arb_fs *fs = c->fs;
+	struct arb_key start = {1, ARB_SM_DEFER_KEY, 0}, k;
+	struct arb_iter *it;
+	const void *data;
+	uint32_t len;
+	int ret = arb_iter_open(&fs->space_tree, &start, ARB_ITER_FORWARD, &it);
+
+	if (ret)
+		return ret;
+	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
+		uint64_t cnt;
+
+		if (k.type != ARB_SM_DEFER_KEY || len != 8)
+			continue;
+		memcpy(&cnt, data, 8);
+		if (add_ref(c, k.offset, le64toh(cnt)) == -ENOMEM)
+			ret = -ENOMEM;
+	}
+	arb_iter_close(it);
+	for (size_t i = 0; i < fs->sm.npending && ret >= 0; i++)
+		if (add_ref(c, fs->sm.pending[i].bytenr, fs->sm.pending[i].nsectors) == -ENOMEM)
+			ret = -ENOMEM;
+	return ret < 0 ? ret : 0;
+}
+
+static void compare_counts(struct checker *c)
+{
+	const struct arb_spacemap *sm = &c->fs->sm;
+
+	for (uint64_t s = 0; s < sm->total_sectors; s++) {
+		uint64_t idx = s / sm->chunk_sectors;
+
+		if (!c->expect[idx] && !sm->chunks[idx]) {
+			s = (idx + 1) * sm->chunk_sectors - 1; /* nothing on either side */
+			continue;
+		}
+		uint32_t want = c->expect[idx] ? c->expect[idx][s % sm->chunk_sectors] : 0;
+		uint32_t have = arb_sm_get(sm, s * sm->sectorsize);
+
+		if (want == have)
+			continue;
+		if (c->r->count_mismatch + c->r->leaked + c->r->missing < 20)
+			arb_msgf(c->fs, ARB_MSG_ERR,
+			         "sector %llu: space map counts %u, references %u",
+			         (unsigned long long)(s * sm->sectorsize), have, want);
+		if (want == 0)
+			c->r->leaked++;
+		else if (have == 0)
+			c->r->missing++;
+		else
+			c->r->count_mismatch++;
+	}
+	if (arb_sm_count_used(sm) != sm->sectors_used)
+		c->r->used_mismatch = 1;
+}
+
+int arb_check(struct arb_fs *fs, struct arb_check_report *report)
+{
+	struct checker c = {.fs = fs, .r = report};
+	int err;
+
+	memset(report, 0, sizeof(*report));
+	c.expect = calloc(fs->sm.nchunks, sizeof(*c.expect));
+	if (!c.expect)
+		return -ENOMEM;
+	report->trees = 2;
+	err = visit(&c, &fs->root_tree.root, true, NULL, 0);
+	if (!err)
+		err = visit(&c, &fs->space_tree.root, true, NULL, 0);
+	if (!err)
+		err = visit_user_trees(&c);
+	if (!err)
+		err = count_deferred(&c);
+	if (!err)
+		compare_counts(&c);
+	for (uint64_t i = 0; i < fs->sm.nchunks; i++)
+		free(c.expect[i]);
+	free(c.expect);
+	if (err)
+		return err;
+	if (report->bad_nodes || report->count_mismatch || report->leaked || report->missing ||
+	    report->used_mismatch)
+		return -EUCLEAN;
+	return 0;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs_internal.h - the in-memory state of an open filesystem, shared by the
+ * core's modules (cache, space map, B-tree, commit, check).  Not installed.
+ */
+#ifndef ARBOR_FS_INTERNAL_H
+#define ARBOR_FS_INTERNAL_H
+
+#include <endian.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arbor/btree.h"
+#include "arbor/fs.h"
+#include "arbor_format.h"
+#include "cache.h"
+#include "spacemap.h"
+
+#define ARB_MAX_LEVEL 8
+
+/* Host-endian copy of a struct arb_blkptr. */
+struct arb_ptr {
+	uint64_t bytenr;
+	uint64_t generation;
+	uint64_t csum;
+	uint8_t level;
+};
+
+struct arb_tree {
+	struct arb_fs *fs;
+	uint64_t id;
+	struct arb_ptr root;
+	uint64_t last_snapshot;
+	struct arb_root_item item; /* on-disk copy, refreshed at commit */
+	bool shareable;            /* user trees: nodes are reference counted */
+	bool item_dirty;           /* root item must be rewritten at commit */
+	uint64_t modseq;           /* bumped by every mutation (iterators) */
+	struct arb_tree *next;
+};
+
+struct arb_fs {
+	struct arb_dev *dev;
+	bool read_only;
+	bool failed;
+	char failed_reason[160];
+	bool in_commit;
+
+	/* geometry */
+	uint32_t nodesize, sectorsize;
+	uint32_t node_sectors;
+	uint64_t total_bytes;
+	uint8_t fsid[16];
+	uint8_t dev_uuid[16];
+	char label[129];
+	uint64_t hash_seed;
+	int ncopies;
+	uint64_t super_offsets[ARB_SUPER_COPIES];
+
+	/* transactions */
+	uint64_t generation; /* last durable commit */
+	uint64_t transid;    /* running transaction = generation + 1 (or more after fallback) */
+	uint64_t fallback_from;
+	uint64_t next_tree_id;
+	uint64_t commit_time_sec;
+	uint32_t commit_time_nsec;
+	uint64_t fixed_time; /* non-zero: commit time to record (reproducible mkfs) */
+
+	struct arb_cache cache;
+	struct arb_spacemap sm;
+	/* freed[] list of the commit in progress (host endian) */
+	struct arb_extent freed[ARB_SUPER_FREED_MAX];
+	uint32_t nfreed;
+
+	struct arb_tree root_tree;
+	struct arb_tree space_tree;
+	struct arb_tree *user_trees; /* handles loaded so far */
+
+	arb_item_ref_fn item_ref;
+	arb_msg_fn msg;
+	void *msg_ctx;
+
+	uint8_t *scratch;    /* 2 * nodesize, for repacking nodes */
+	struct ventry *vent; /* entries of two nodes being repacked */
+};
+
+/* msg.c */
+void arb_msgf(const struct arb_fs *fs, enum arb_msg_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Enter the failed state (first reason wins) and return err. */
+int arb_fail(struct arb_fs *fs, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+struct ventry;
+
+/* btree.c: internals used by fs.c and check.c */
+int arb_btree_scratch_init(struct arb_fs *fs);
+void arb_btree_scratch_free(struct arb_fs *fs);
+int arb_tree_init_empty(struct arb_fs *fs, struct arb_tree *t, uint64_t id);
+int arb_read_node(struct arb_fs *fs, const struct arb_ptr *ptr, bool is_root,
+                  struct arb_node **ret);
+/* Edits of the engine's own trees (root, space), refused through the
+ * public calls. */
+int arb_sys_insert(struct arb_tree *tree, const struct arb_key *key, const void *data,
+                   uint32_t len);
+int arb_sys_put(struct arb_tree *tree, const struct arb_key *key, const void *data, uint32_t len);
+int arb_sys_delete(struct arb_tree *tree, const struct arb_key *key);
+int arb_tree_drop_ref(struct arb_fs *fs, struct arb_tree *t, const struct arb_ptr *ptr);
+int arb_finalize_dirty(struct arb_fs *fs, bool user_trees);
+int arb_check_mutable(struct arb_fs *fs);
+
+static inline void arb_key_to_disk(const struct arb_key *k, struct arb_disk_key *d)
+{
+	d->objectid = htole64(k->objectid);
+	d->type = k->type;
+	d->offset = htole64(k->offset);
+}
+
+static inline void arb_key_from_disk(const struct arb_disk_key *d, struct arb_key *k)
+{
+	k->objectid = le64toh(d->objectid);
+	k->type = d->type;
+	k->offset = le64toh(d->offset);
+}
+
+static inline void arb_ptr_to_disk(const struct arb_ptr *p, struct arb_blkptr *d)
+{
+	d->bytenr = htole64(p->bytenr);
+	d->generation = htole64(p->generation);
+	d->csum = htole64(p->csum);
+	d->level = p->level;
+	for (int i = 0; i < 7; i++)
+		d->reserved[i] = 0;
+}
+
+static inline void arb_ptr_from_disk(const struct arb_blkptr *d, struct arb_ptr *p)
+{
+	p->bytenr = le64toh(d->bytenr);
+	p->generation = le64toh(d->generation);
+	p->csum = le64toh(d->csum);
+	p->level = d->level;
+}
+
+#endif
