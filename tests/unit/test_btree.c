@@ -7,6 +7,9 @@
  */
 #include "testutil.h"
 
+#include "arbor/super.h"
+
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,7 +53,7 @@ static void expect_empty(struct arb_tree *tree)
 	TU_EQ_U64(st.root_level, 0);
 }
 
-/* ---- empty tree ------------------------------------------------------------------------- */
+/* ---- empty tree ---- */
 
 static void expect_iter_end(struct arb_tree *tree, const struct arb_key *start,
                             enum arb_iter_dir dir)
@@ -102,7 +105,7 @@ static void test_empty_tree(void **state)
 	finish(&t);
 }
 
-/* ---- single item operations ------------------------------------------------------------------ */
+/* ---- single item operations ---- */
 
 static void check_partial_lookup(struct arb_tree *tree, const struct tu_model *m, uint64_t id)
 {
@@ -195,7 +198,7 @@ static void test_item_ops(void **state)
 	finish(&t);
 }
 
-/* ---- splits and merges --------------------------------------------------------------------- */
+/* ---- splits and merges ---- */
 
 enum order { ORDER_SEQ, ORDER_REV, ORDER_RANDOM };
 
@@ -322,7 +325,7 @@ static void test_split_merge_random(void **state)
 	split_merge(ORDER_RANDOM, 20000);
 }
 
-/* ---- iteration ------------------------------------------------------------------------------- */
+/* ---- iteration ---- */
 
 /* Start keys around id: the key itself and the keys just before and after. */
 static void iter_around(const struct tu_model *m, struct arb_tree *tree, uint64_t id,
@@ -390,7 +393,7 @@ static void test_iteration(void **state)
 	finish(&t);
 }
 
-/* ---- iterator invalidation ------------------------------------------------------------------- */
+/* ---- iterator invalidation ---- */
 
 enum mutation { MUT_INSERT, MUT_UPDATE, MUT_PUT, MUT_DELETE, MUT_COUNT };
 
@@ -454,8 +457,7 @@ static void test_iter_stale(void **state)
 	finish(&t);
 }
 
-/* ---- persistence
- * --------------------------------------------------------------------------------- */
+/* ---- persistence ---- */
 
 static void random_fill(struct tu_fs *t, struct tu_model *m, uint64_t id, struct tu_rng *rng,
                         uint64_t ops)
@@ -551,8 +553,7 @@ static void test_small_cache(void **state)
 	finish(&t);
 }
 
-/* ---- node walk
- * ----------------------------------------------------------------------------------- */
+/* ---- node walk ---- */
 
 struct leaf_ctx {
 	const struct tu_model *m;
@@ -636,8 +637,7 @@ static void test_walk(void **state)
 	finish(&t);
 }
 
-/* ---- space accounting
- * ---------------------------------------------------------------------------- */
+/* ---- space accounting ---- */
 
 static void check_info_sane(struct tu_fs *t)
 {
@@ -655,46 +655,231 @@ static void check_info_sane(struct tu_fs *t)
 	TU_ASSERT(strcmp(info.label, "arbor-test") == 0, "label '%s'", info.label);
 }
 
+/* Fill a tree with n items of 100 bytes; returns the bytes of items + data. */
+static uint64_t fill_tree(struct tu_fs *t, struct tu_model *m, uint64_t id)
+{
+	uint64_t data_bytes = 0;
+
+	for (uint64_t i = 0; i < m->n; i++) {
+		tu_op_insert(m, tu_tree(t->fs, id), i, next_version(), 100);
+		data_bytes += 100 + sizeof(struct arb_item);
+	}
+	return data_bytes;
+}
+
+static void empty_tree(struct tu_fs *t, struct tu_model *m, uint64_t id)
+{
+	for (uint64_t i = 0; i < m->n; i++)
+		tu_op_delete(m, tu_tree(t->fs, id), i);
+}
+
+/* used_sectors grows with the items and, once they are deleted and their
+ * deferred frees released, returns exactly to the empty tree's figure
+ * (measured after the same churn commits, see tu_commit_churn). */
 static void test_space_accounting(void **state)
 {
 	struct tu_model m;
+	struct tu_space base;
 	struct tu_fs t;
 	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
-	uint64_t base_used, base_live, data_bytes = 0;
+	uint64_t scratch = tu_tree_create(t.fs);
+	uint64_t data_bytes;
 
 	(void)state;
 	check_info_sane(&t);
-	/* let the deferred frees of the first commits reach their steady state */
-	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
-	base_used = tu_used_sectors(t.fs);
-	base_live = tu_live_sectors(t.fs);
+	tu_commit_churn(t.fs, scratch, TU_DRAIN_COMMITS);
+	tu_space_get(t.fs, &base);
 	tu_model_init(&m, 20000);
-	for (uint64_t i = 0; i < m.n; i++) {
-		tu_op_insert(&m, tu_tree(t.fs, id), i, next_version(), 100);
-		data_bytes += 100 + sizeof(struct arb_item);
-	}
+	data_bytes = fill_tree(&t, &m, id);
 	tu_commit(t.fs);
 	check_info_sane(&t);
-	TU_ASSERT(tu_live_sectors(t.fs) >= base_live + data_bytes / ARB_SECTOR_SIZE,
+	TU_ASSERT(tu_live_sectors(t.fs) >= base.live + data_bytes / ARB_SECTOR_SIZE,
 	          "live %" PRIu64 " base %" PRIu64 " data %" PRIu64, tu_live_sectors(t.fs),
-	          base_live, data_bytes);
+	          base.live, data_bytes);
 	tu_check_clean(t.fs);
-	for (uint64_t i = 0; i < m.n; i++)
-		tu_op_delete(&m, tu_tree(t.fs, id), i);
-	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_live_sectors(t.fs), base_live);
+	empty_tree(&t, &m, id);
+	tu_commit(t.fs);
+	TU_ASSERT(tu_used_sectors(t.fs) > base.used + data_bytes / ARB_SECTOR_SIZE,
+	          "freed blocks must stay deferred for %u commits", ARB_DEFER_COMMITS);
 	tu_check_clean(t.fs);
-	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_used_sectors(t.fs), base_used);
+	tu_commit_churn(t.fs, scratch, TU_DRAIN_COMMITS);
+	tu_space_expect(t.fs, &base);
 	tu_fs_reopen(&t);
-	TU_EQ_U64(tu_used_sectors(t.fs), base_used);
+	tu_space_expect(t.fs, &base);
 	check_info_sane(&t);
 	tu_model_free(&m);
 	finish(&t);
 }
 
-/* ---- read-only
- * ------------------------------------------------------------------------------------- */
+/*
+ * Deleting everything then committing ARB_DEFER_COMMITS + 1 times, with
+ * nothing else written, must give the space back: a filesystem that goes
+ * idle right after a big delete must not keep it deferred forever.
+ * At least 90% of what the items took must be free again.
+ */
+static void test_idle_commits_release(void **state)
+{
+	struct tu_model m;
+	struct tu_fs t;
+	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
+	uint64_t base_used = tu_used_sectors(t.fs), peak, after;
+
+	(void)state;
+	tu_model_init(&m, 20000);
+	fill_tree(&t, &m, id);
+	tu_commit(t.fs);
+	peak = tu_used_sectors(t.fs);
+	TU_ASSERT(peak > base_used + 500, "peak %" PRIu64 " base %" PRIu64, peak, base_used);
+	empty_tree(&t, &m, id);
+	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
+	after = tu_used_sectors(t.fs);
+	TU_ASSERT((after - base_used) * 10 < peak - base_used,
+	          "after deleting everything and %u commits, used_sectors is %" PRIu64
+	          " (deferred %" PRIu64 "); %" PRIu64 " right after the tree was created, "
+	          "%" PRIu64 " when full",
+	          ARB_DEFER_COMMITS + 1, after, after - tu_live_sectors(t.fs), base_used, peak);
+	tu_model_free(&m);
+	finish(&t);
+}
+
+/* ---- deferred frees (invariant 4) ---- */
+
+/*
+ * A block freed by commit F stays counted (1, in a DEFER item) until commit
+ * F + ARB_DEFER_COMMITS releases it: every commit below replaces the root
+ * leaf of a one-leaf tree, so the old leaf is freed by that commit.
+ */
+static void test_deferred_frees_counted(void **state)
+{
+	uint64_t freed_at[32], block[32];
+	struct tu_model m;
+	struct tu_fs t;
+	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
+
+	(void)state;
+	tu_model_init(&m, 16);
+	for (unsigned i = 0; i < 32; i++) {
+		block[i] = tu_tree_root(tu_tree(t.fs, id));
+		tu_op_put(&m, tu_tree(t.fs, id), i % 16, next_version(), 20);
+		tu_commit(t.fs);
+		freed_at[i] = generation(t.fs);
+		TU_ASSERT(tu_tree_root(tu_tree(t.fs, id)) != block[i], "commit %u rewrote in place",
+		          i);
+		for (unsigned j = 0; j <= i; j++) {
+			if (freed_at[i] - freed_at[j] >= ARB_DEFER_COMMITS)
+				continue; /* released: may be free or reused */
+			tu_ctx_op(j);
+			TU_EQ_U64(tu_refcount(t.fs, block[j]), 1);
+		}
+		TU_ASSERT(tu_live_sectors(t.fs) + (i < 3 ? i + 1 : 4) <= tu_used_sectors(t.fs),
+		          "deferred frees not counted in used_sectors");
+	}
+	tu_model_free(&m);
+	finish(&t);
+}
+
+/* The allocation cursor recorded by commit gen (from its superblock slot). */
+static uint64_t alloc_cursor(struct arb_dev *dev, uint64_t gen)
+{
+	struct arb_super_slot slots[ARB_SUPER_COPIES * ARB_SUPER_SLOTS];
+	int n = arb_super_read_all(dev, slots, (int)(sizeof(slots) / sizeof(slots[0])));
+
+	TU_ASSERT(n > 0, "arb_super_read_all: %s", tu_strerr(n));
+	for (int i = 0; i < n; i++)
+		if (slots[i].status == ARB_SLOT_VALID && le64toh(slots[i].sb.generation) == gen)
+			return le64toh(slots[i].sb.alloc_cursor);
+	TU_FAIL("no valid superblock slot of generation %" PRIu64, gen);
+}
+
+struct gen_model {
+	uint64_t gen;
+	struct tu_model m;
+};
+
+static void check_generation(struct tu_fs *t, uint64_t id, const struct gen_model *g)
+{
+	struct arb_fs_info info;
+
+	arb_close(t->fs);
+	t->read_only = true;
+	t->max_generation = g->gen;
+	tu_fs_open(t);
+	arb_fs_info(t->fs, &info);
+	TU_EQ_U64(info.generation, g->gen);
+	TU_EQ_U64(info.fallback_from, 0);
+	tu_model_check(&g->m, tu_tree(t->fs, id));
+	tu_check_clean(t->fs);
+	t->read_only = false;
+	t->max_generation = 0;
+	tu_fs_reopen(t);
+}
+
+static void remember(struct gen_model *ring, uint64_t gen, const struct tu_model *m)
+{
+	ring[gen % ARB_SUPER_SLOTS].gen = gen;
+	tu_model_copy(&ring[gen % ARB_SUPER_SLOTS].m, m);
+}
+
+/* Open generation gen - back if this test committed it. */
+static void check_back(struct tu_fs *t, uint64_t id, const struct gen_model *ring, uint64_t gen,
+                       uint64_t back)
+{
+	const struct gen_model *g = &ring[(gen - back) % ARB_SUPER_SLOTS];
+
+	if (back < gen && g->gen == gen - back)
+		check_generation(t, id, g);
+}
+
+/*
+ * On a device so small that the allocator wraps around several times, the
+ * roots of the last ARB_SUPER_SLOTS commits must stay intact: each opens
+ * (max_generation) with exactly its content.  Most leaves are long-lived, so
+ * after a wrap the blocks a commit frees lie ahead of the cursor, where the
+ * next commits allocate: only deferring the frees keeps the older roots.
+ */
+static void test_old_generations_intact(void **state)
+{
+	struct gen_model ring[ARB_SUPER_SLOTS];
+	struct tu_model m;
+	struct tu_rng rng;
+	struct tu_fs t;
+	uint64_t id = setup_fs(&t, 3ull << 20, SMALL_NODE);
+	uint64_t cursor, wraps = 0;
+
+	(void)state;
+	memset(ring, 0, sizeof(ring));
+	tu_rng_init(&rng, 44);
+	tu_model_init(&m, 6000);
+	for (uint64_t i = 0; i < m.n; i++)
+		tu_op_insert(&m, tu_tree(t.fs, id), i, next_version(),
+		             (uint32_t)tu_rng_range(&rng, 30, 50));
+	tu_commit(t.fs);
+	cursor = alloc_cursor(t.dev, generation(t.fs));
+	for (unsigned c = 0; c < 400 && wraps < 3; c++) {
+		uint64_t gen, cur;
+
+		tu_ctx_op(c);
+		for (int i = 0; i < 3; i++)
+			tu_op_put(&m, tu_tree(t.fs, id), tu_rng_below(&rng, m.n), next_version(),
+			          (uint32_t)tu_rng_range(&rng, 30, 50));
+		tu_commit(t.fs);
+		gen = generation(t.fs);
+		cur = alloc_cursor(t.dev, gen);
+		wraps += cur < cursor;
+		cursor = cur;
+		remember(ring, gen, &m);
+		check_back(&t, id, ring, gen, ARB_SUPER_SLOTS - 1);
+		check_back(&t, id, ring, gen, tu_rng_range(&rng, 1, ARB_SUPER_SLOTS - 2));
+	}
+	TU_ASSERT(wraps >= 2, "the allocator wrapped %" PRIu64 " times", wraps);
+	tu_model_check(&m, tu_tree(t.fs, id));
+	for (unsigned i = 0; i < ARB_SUPER_SLOTS; i++)
+		tu_model_free(&ring[i].m);
+	tu_model_free(&m);
+	finish(&t);
+}
+
+/* ---- read-only ---- */
 
 static void expect_erofs(struct arb_fs *fs, uint64_t id)
 {
@@ -743,8 +928,7 @@ static void test_read_only(void **state)
 	finish(&t);
 }
 
-/* ---- other node sizes
- * ----------------------------------------------------------------------------- */
+/* ---- other node sizes ---- */
 
 static void test_nodesizes(void **state)
 {
@@ -785,6 +969,9 @@ int main(void)
 	tu_tests_add(&ts, "small_cache", test_small_cache);
 	tu_tests_add(&ts, "walk", test_walk);
 	tu_tests_add(&ts, "space_accounting", test_space_accounting);
+	tu_tests_add(&ts, "idle_commits_release", test_idle_commits_release);
+	tu_tests_add(&ts, "deferred_frees_counted", test_deferred_frees_counted);
+	tu_tests_add(&ts, "old_generations_intact", test_old_generations_intact);
 	tu_tests_add(&ts, "read_only", test_read_only);
 	tu_tests_add(&ts, "nodesizes", test_nodesizes);
 	return tu_tests_run(&ts, "btree");

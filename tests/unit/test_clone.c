@@ -37,10 +37,11 @@ struct forest {
 	unsigned nr_cur, nr_com;
 	uint64_t version, universe;
 	uint32_t max_item;
-	uint64_t base_used, base_live;
+	struct tu_space base;
+	uint64_t scratch_id; /* for churn commits; not part of the forest */
 };
 
-/* ---- the forest ------------------------------------------------------------------------- */
+/* ---- the forest ---- */
 
 static void forest_setup(struct forest *f, uint64_t seed)
 {
@@ -52,9 +53,9 @@ static void forest_setup(struct forest *f, uint64_t seed)
 	tu_fs_create(&f->t, mib << 20, nodesize);
 	f->max_item = arb_max_item_size(f->t.fs);
 	f->universe = tu_rng_range(&f->rng, 1500, 4000);
-	tu_commit_n(f->t.fs, ARB_DEFER_COMMITS + 1);
-	f->base_used = tu_used_sectors(f->t.fs);
-	f->base_live = tu_live_sectors(f->t.fs);
+	f->scratch_id = tu_tree_create(f->t.fs);
+	tu_commit_churn(f->t.fs, f->scratch_id, TU_DRAIN_COMMITS);
+	tu_space_get(f->t.fs, &f->base);
 }
 
 static struct forest *forest_new(uint64_t seed)
@@ -190,13 +191,11 @@ static void forest_finish(struct forest *f)
 	tu_ctx_phase("drop all");
 	while (f->nr_cur)
 		forest_drop(f, (unsigned)tu_rng_below(&f->rng, f->nr_cur));
-	tu_commit_n(f->t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_live_sectors(f->t.fs), f->base_live);
 	tu_check_clean(f->t.fs);
-	tu_commit_n(f->t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_used_sectors(f->t.fs), f->base_used);
+	tu_commit_churn(f->t.fs, f->scratch_id, TU_DRAIN_COMMITS);
+	tu_space_expect(f->t.fs, &f->base);
 	tu_fs_reopen(&f->t);
-	TU_EQ_U64(tu_used_sectors(f->t.fs), f->base_used);
+	tu_space_expect(f->t.fs, &f->base);
 	tu_check_clean(f->t.fs);
 	copy_trees(f->com, &f->nr_com, f->cur, 0);
 	tu_fs_destroy(&f->t);
@@ -213,7 +212,7 @@ static void maybe_commit_or_reopen(struct forest *f)
 		forest_reopen(f, true);
 }
 
-/* ---- basic: shared root, first modification, divergence, drop order -------------------------- */
+/* ---- basic: shared root, first modification, divergence, drop order ---- */
 
 static void check_shared_root(struct forest *f, unsigned a, unsigned b)
 {
@@ -279,8 +278,7 @@ static void run_basic(uint64_t seed)
 	forest_finish(f);
 }
 
-/* ---- chains and fan-out -----------------------------------------------------------------------
- */
+/* ---- chains and fan-out ---- */
 
 static void run_chain(uint64_t seed)
 {
@@ -346,8 +344,7 @@ static void run_fanout(uint64_t seed)
 	forest_finish(f);
 }
 
-/* ---- a random forest
- * ----------------------------------------------------------------------------- */
+/* ---- a random forest ---- */
 
 static void forest_step(struct forest *f)
 {

@@ -31,16 +31,28 @@ struct mtree {
 	struct tu_model committed; /* last durable commit */
 };
 
+/* The trees as one commit left them. */
+struct gen_snap {
+	uint64_t gen; /* 0: empty slot */
+	unsigned nr;
+	uint64_t ids[MAX_TREES];
+	struct tu_model m[MAX_TREES];
+};
+
 struct mstate {
 	struct tu_fs t;
+	/* the last ARB_SUPER_SLOTS commits, indexed by generation % slots:
+	 * each must still open, intact, with max_generation (invariant 4) */
+	struct gen_snap ring[ARB_SUPER_SLOTS];
 	struct tu_rng rng;
 	struct mtree tree[MAX_TREES];
 	unsigned nr_trees;
 	uint64_t universe;
+	uint64_t scratch_id; /* for churn commits; not part of the model */
 	uint64_t version;
 	uint32_t max_item;
 	uint64_t next_commit, next_reopen, next_check;
-	uint64_t commits, reopens, dirty_reopens;
+	uint64_t commits, reopens, old_opens;
 };
 
 static uint64_t next_version(struct mstate *s)
@@ -48,7 +60,7 @@ static uint64_t next_version(struct mstate *s)
 	return ++s->version;
 }
 
-/* ---- lifecycle ---------------------------------------------------------------------------- */
+/* ---- lifecycle ---- */
 
 static void model_setup(struct mstate *s, uint64_t seed)
 {
@@ -71,12 +83,40 @@ static void model_setup(struct mstate *s, uint64_t seed)
 	s->universe = tu_rng_range(&s->rng, 1000, 5000);
 }
 
+static uint64_t generation(struct arb_fs *fs)
+{
+	struct arb_fs_info info;
+
+	arb_fs_info(fs, &info);
+	return info.generation;
+}
+
+static void remember_generation(struct mstate *s, uint64_t gen)
+{
+	struct gen_snap *g = &s->ring[gen % ARB_SUPER_SLOTS];
+
+	g->gen = gen;
+	g->nr = s->nr_trees;
+	for (unsigned i = 0; i < s->nr_trees; i++) {
+		g->ids[i] = s->tree[i].id;
+		tu_model_copy(&g->m[i], &s->tree[i].committed);
+	}
+}
+
 static void commit_all(struct mstate *s)
 {
 	tu_commit(s->t.fs);
 	for (unsigned i = 0; i < s->nr_trees; i++)
 		tu_model_copy(&s->tree[i].committed, &s->tree[i].cur);
+	remember_generation(s, generation(s->t.fs));
 	s->commits++;
+}
+
+static void free_ring(struct mstate *s)
+{
+	for (unsigned g = 0; g < ARB_SUPER_SLOTS; g++)
+		for (unsigned i = 0; i < MAX_TREES; i++)
+			tu_model_free(&s->ring[g].m[i]);
 }
 
 static void create_tree(struct mstate *s, struct mtree *mt)
@@ -100,6 +140,40 @@ static void check_tree(struct mstate *s, struct mtree *mt, bool full)
 	tu_model_check_range(&mt->cur, t, &max, ARB_ITER_BACKWARD, 0);
 }
 
+/* Open an older commit still named by a superblock slot, read-only: its
+ * trees must be exactly as that commit left them. */
+static void open_old_generation(struct mstate *s)
+{
+	uint64_t newest = generation(s->t.fs);
+	uint64_t back = tu_rng_range(&s->rng, 1, ARB_SUPER_SLOTS - 1);
+	const struct gen_snap *g;
+	struct arb_fs_info info;
+
+	if (newest <= back)
+		return;
+	g = &s->ring[(newest - back) % ARB_SUPER_SLOTS];
+	if (g->gen != newest - back)
+		return; /* not a commit of this run */
+	tu_ctx_phase("open an older generation");
+	arb_close(s->t.fs);
+	s->t.read_only = true;
+	s->t.max_generation = g->gen;
+	tu_fs_open(&s->t);
+	arb_fs_info(s->t.fs, &info);
+	TU_EQ_U64(info.generation, g->gen);
+	TU_EQ_U64(info.fallback_from, 0);
+	for (unsigned i = 0; i < g->nr; i++) {
+		tu_ctx.tree_id = g->ids[i];
+		tu_model_check(&g->m[i], tu_tree(s->t.fs, g->ids[i]));
+	}
+	tu_check_clean(s->t.fs);
+	s->t.read_only = false;
+	s->t.max_generation = 0;
+	tu_fs_reopen(&s->t);
+	TU_EQ_U64(generation(s->t.fs), newest);
+	s->old_opens++;
+}
+
 static void reopen(struct mstate *s)
 {
 	bool commit_first = tu_rng_pct(&s->rng, 70);
@@ -107,8 +181,9 @@ static void reopen(struct mstate *s)
 	tu_ctx_phase(commit_first ? "reopen after commit" : "reopen without commit");
 	if (commit_first)
 		commit_all(s);
-	else
-		s->dirty_reopens++;
+	if (tu_rng_pct(&s->rng, 50))
+		open_old_generation(s);
+	tu_ctx_phase(commit_first ? "reopen after commit" : "reopen without commit");
 	tu_fs_reopen(&s->t);
 	s->reopens++;
 	for (unsigned i = 0; i < s->nr_trees; i++) {
@@ -131,7 +206,7 @@ static void recreate_tree(struct mstate *s, struct mtree *mt)
 	tu_ctx_phase(NULL);
 }
 
-/* ---- operations ---------------------------------------------------------------------------- */
+/* ---- operations ---- */
 
 static struct arb_key random_start(struct mstate *s)
 {
@@ -217,9 +292,11 @@ static void schedule(struct mstate *s, uint64_t op)
 		recreate_tree(s, &s->tree[tu_rng_below(&s->rng, s->nr_trees)]);
 }
 
-/* ---- the run -------------------------------------------------------------------------------- */
+/* ---- the run ---- */
 
-static void drop_everything(struct mstate *s, uint64_t base_used, uint64_t base_live)
+/* Every block the trees held must come back: same figures as the empty
+ * filesystem after the same churn commits. */
+static void drop_everything(struct mstate *s, const struct tu_space *base)
 {
 	tu_ctx_phase("drop all trees");
 	for (unsigned i = 0; i < s->nr_trees; i++) {
@@ -227,24 +304,25 @@ static void drop_everything(struct mstate *s, uint64_t base_used, uint64_t base_
 		tu_model_free(&s->tree[i].cur);
 		tu_model_free(&s->tree[i].committed);
 	}
-	tu_commit_n(s->t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_live_sectors(s->t.fs), base_live);
-	tu_commit_n(s->t.fs, ARB_DEFER_COMMITS + 1);
-	TU_EQ_U64(tu_used_sectors(s->t.fs), base_used);
+	tu_check_clean(s->t.fs);
+	tu_commit_churn(s->t.fs, s->scratch_id, TU_DRAIN_COMMITS);
+	tu_space_expect(s->t.fs, base);
 	tu_fs_reopen(&s->t);
+	tu_space_expect(s->t.fs, base);
 	tu_check_clean(s->t.fs);
 }
 
 static void run_seed(uint64_t seed)
 {
 	struct mstate *s = calloc(1, sizeof(*s));
-	uint64_t ops = tu_scaled(OPS_PER_SEED), base_used, base_live;
+	uint64_t ops = tu_scaled(OPS_PER_SEED);
+	struct tu_space base;
 
 	TU_ASSERT(s != NULL);
 	model_setup(s, seed);
-	tu_commit_n(s->t.fs, ARB_DEFER_COMMITS + 1);
-	base_used = tu_used_sectors(s->t.fs);
-	base_live = tu_live_sectors(s->t.fs);
+	s->scratch_id = tu_tree_create(s->t.fs);
+	tu_commit_churn(s->t.fs, s->scratch_id, TU_DRAIN_COMMITS);
+	tu_space_get(s->t.fs, &base);
 	for (unsigned i = 0; i < s->nr_trees; i++)
 		create_tree(s, &s->tree[i]);
 	commit_all(s);
@@ -261,7 +339,9 @@ static void run_seed(uint64_t seed)
 	reopen(s);
 	TU_ASSERT(s->commits > ops / 1000 && s->reopens >= ops / 10000,
 	          "%" PRIu64 " commits, %" PRIu64 " reopens", s->commits, s->reopens);
-	drop_everything(s, base_used, base_live);
+	TU_ASSERT(s->old_opens > 0 || ops < 20000, "no older generation was opened");
+	drop_everything(s, &base);
+	free_ring(s);
 	tu_fs_destroy(&s->t);
 	free(s);
 }

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <strings.h>
 
-/* ---- PRNG ----------------------------------------------------------------- */
+/* Buffer for values written and read back. */
+static uint8_t scratch[ARB_MAX_NODESIZE];
+
+/* ---- PRNG ---- */
 
 uint64_t tu_splitmix64(uint64_t *state)
 {
@@ -74,7 +77,7 @@ bool tu_rng_pct(struct tu_rng *rng, unsigned pct)
 	return tu_rng_below(rng, 100) < pct;
 }
 
-/* ---- seeds, scale, context ------------------------------------------------------ */
+/* ---- seeds, scale, context ---- */
 
 struct tu_context tu_ctx = {.op = UINT64_MAX};
 
@@ -157,7 +160,7 @@ const char *tu_strerr(int rc)
 	return buf[n++ % 4];
 }
 
-/* ---- engine messages -------------------------------------------------------------- */
+/* ---- engine messages ---- */
 
 #define MSG_RING 16
 #define MSG_LEN 240
@@ -259,7 +262,7 @@ void tu_assert_fail(const char *file, int line, const char *cond, const char *fm
 	           buf[1] ? buf : "");
 }
 
-/* ---- filesystems ------------------------------------------------------------------ */
+/* ---- filesystems ---- */
 
 static void fill_uuid(uint8_t *uuid, uint64_t salt)
 {
@@ -297,6 +300,7 @@ void tu_fs_open(struct tu_fs *t)
 	struct arb_open_opts oo = {
 	        .read_only = t->read_only,
 	        .cache_bytes = t->cache_bytes,
+	        .max_generation = t->max_generation,
 	        .msg = tu_msg,
 	};
 
@@ -373,6 +377,25 @@ void tu_tree_drop(struct arb_fs *fs, uint64_t id)
 		TU_FAIL("arb_tree_drop(%" PRIu64 ") returned %s", id, tu_strerr(rc));
 }
 
+void tu_commit_churn(struct arb_fs *fs, uint64_t scratch_id, unsigned n)
+{
+	struct arb_tree *t = tu_tree(fs, scratch_id);
+	struct arb_key k = tu_key(0);
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t len;
+		int rc = arb_lookup(t, &k, scratch, sizeof(scratch), &len);
+
+		if (rc == 0)
+			TU_RC(arb_delete(t, &k));
+		else if (rc == -ENOENT)
+			TU_RC(arb_put(t, &k, "churn", 5));
+		else
+			TU_FAIL("lookup in the scratch tree: %s", tu_strerr(rc));
+		tu_commit(fs);
+	}
+}
+
 uint64_t tu_used_sectors(const struct arb_fs *fs)
 {
 	struct arb_fs_info info;
@@ -391,6 +414,42 @@ uint64_t tu_live_sectors(const struct arb_fs *fs)
 	return info.used_sectors - info.deferred_sectors;
 }
 
+static int count_visit(void *vctx, const struct arb_node_view *v)
+{
+	(void)v;
+	++*(uint64_t *)vctx;
+	return 0;
+}
+
+void tu_space_get(struct arb_fs *fs, struct tu_space *sp)
+{
+	struct arb_fs_info info;
+	uint64_t nodes = 0;
+
+	arb_fs_info(fs, &info);
+	TU_RC(arb_tree_walk(tu_tree(fs, ARB_ROOT_TREE_ID), count_visit, &nodes));
+	TU_RC(arb_tree_walk(tu_tree(fs, ARB_SPACE_TREE_ID), count_visit, &nodes));
+	sp->used = info.used_sectors;
+	sp->live = info.used_sectors - info.deferred_sectors;
+	sp->internal = nodes * (info.nodesize / ARB_SECTOR_SIZE);
+	TU_ASSERT(info.deferred_sectors <= info.used_sectors && sp->internal <= sp->live,
+	          "used %" PRIu64 " deferred %" PRIu64 ", root and space trees %" PRIu64,
+	          info.used_sectors, info.deferred_sectors, sp->internal);
+}
+
+void tu_space_expect(struct arb_fs *fs, const struct tu_space *base)
+{
+	struct tu_space now;
+
+	tu_space_get(fs, &now);
+	if (now.live - now.internal != base->live - base->internal ||
+	    (now.internal == base->internal && now.used != base->used))
+		TU_FAIL("space not returned: used %" PRIu64 " live %" PRIu64
+		        " (root+space trees %" PRIu64 "), expected used %" PRIu64 " live %" PRIu64
+		        " (root+space trees %" PRIu64 ")",
+		        now.used, now.live, now.internal, base->used, base->live, base->internal);
+}
+
 void tu_check_clean(struct arb_fs *fs)
 {
 	struct arb_check_report r;
@@ -407,7 +466,7 @@ void tu_check_clean(struct arb_fs *fs)
 		        r.missing, r.used_mismatch);
 }
 
-/* ---- keys and values --------------------------------------------------------------- */
+/* ---- keys and values ---- */
 
 #define KEY_TYPES 7u
 #define KEY_OBJ_BASE 16u
@@ -535,9 +594,7 @@ uint32_t tu_value_len(struct tu_rng *rng, uint32_t max_item)
 	return max_item;
 }
 
-/* ---- the model ------------------------------------------------------------------------ */
-
-static uint8_t scratch[ARB_MAX_NODESIZE];
+/* ---- the model ---- */
 
 void tu_model_init(struct tu_model *m, uint64_t n)
 {
@@ -833,7 +890,7 @@ void tu_model_check(const struct tu_model *m, struct arb_tree *t)
 	}
 }
 
-/* ---- structure walk ------------------------------------------------------------------------ */
+/* ---- structure walk ---- */
 
 #define WALK_MAX_DEPTH 16
 
@@ -1039,8 +1096,7 @@ uint64_t tu_tree_root(struct arb_tree *t)
 	return bytenr;
 }
 
-/* ---- reference recount ------------------------------------------------------------------------
- */
+/* ---- reference recount ---- */
 
 struct ref_entry {
 	uint64_t bytenr; /* 0: empty */
@@ -1179,8 +1235,7 @@ uint64_t tu_check_refcounts(struct arb_fs *fs, const uint64_t *ids, unsigned nr)
 	return nodes;
 }
 
-/* ---- cmocka group ------------------------------------------------------------------------------
- */
+/* ---- cmocka group ---- */
 
 struct seed_arg {
 	tu_seed_fn fn;

@@ -35,7 +35,7 @@
 #include "arbor/memdev.h"
 #include "arbor_format.h"
 
-/* ---- PRNG ----------------------------------------------------------------- */
+/* ---- PRNG ---- */
 
 struct tu_rng {
 	uint64_t s[4];
@@ -53,7 +53,7 @@ uint64_t tu_rng_range(struct tu_rng *rng, uint64_t lo, uint64_t hi);
 /* True with probability pct / 100. */
 bool tu_rng_pct(struct tu_rng *rng, unsigned pct);
 
-/* ---- seeds, scale and the failure context ----------------------------------- */
+/* ---- seeds, scale and the failure context ---- */
 
 /* ARBOR_TEST_SCALE (default 1.0, clamped to [0.001, 1000]). */
 double tu_scale(void);
@@ -127,21 +127,22 @@ void tu_assert_fail(const char *file, int line, const char *cond, const char *fm
 /* "ENOENT"-style name of a negative errno (or "0"). */
 const char *tu_strerr(int rc);
 
-/* ---- filesystems on a memdev -------------------------------------------------- */
+/* ---- filesystems on a memdev ---- */
 
 struct tu_fs {
 	struct arb_dev *dev;
 	struct arb_fs *fs;
 	uint64_t size;
 	uint32_t nodesize;
-	size_t cache_bytes; /* open option, 0: engine default */
-	bool read_only;     /* open option */
+	size_t cache_bytes;      /* open option, 0: engine default */
+	bool read_only;          /* open option */
+	uint64_t max_generation; /* open option, 0: newest */
 };
 
 /* Create a zeroed memdev of `size` bytes, format it (deterministic fsid
  * from the context seed) and open it read-write. */
 void tu_fs_create(struct tu_fs *t, uint64_t size, uint32_t nodesize);
-/* Open t->dev with t->read_only and t->cache_bytes. */
+/* Open t->dev with t->read_only, t->cache_bytes and t->max_generation. */
 void tu_fs_open(struct tu_fs *t);
 /* arb_close() (dropping what was not committed) then tu_fs_open(). */
 void tu_fs_reopen(struct tu_fs *t);
@@ -157,14 +158,36 @@ uint64_t tu_tree_create(struct arb_fs *fs);
 uint64_t tu_tree_clone(struct arb_fs *fs, uint64_t src_id);
 void tu_tree_drop(struct arb_fs *fs, uint64_t id);
 
+/*
+ * Commit n times, each commit carrying one real change (tu_key(0) put into
+ * or deleted from tree scratch_id, alternately), so that deferred frees are
+ * released whether or not the engine skips commits with nothing to write.
+ * With n even the scratch tree ends as it started.  Measuring a baseline and
+ * a final figure after the same churn compares like with like.
+ */
+void tu_commit_churn(struct arb_fs *fs, uint64_t scratch_id, unsigned n);
+/* Enough churn commits for every deferred free to be released twice over. */
+#define TU_DRAIN_COMMITS (2 * (ARB_DEFER_COMMITS + 1))
+
 uint64_t tu_used_sectors(const struct arb_fs *fs);
 /* used_sectors - deferred_sectors: what the trees themselves hold. */
 uint64_t tu_live_sectors(const struct arb_fs *fs);
 
+/* Space figures, and the sectors held by the engine's own root and space
+ * trees (their size depends on how many space map chunks and deferred frees
+ * they hold, not on the user trees). */
+struct tu_space {
+	uint64_t used, live, internal;
+};
+void tu_space_get(struct arb_fs *fs, struct tu_space *sp);
+/* What the user trees held must all be back: live - internal equal, and,
+ * when the engine's trees have the same size, used equal too. */
+void tu_space_expect(struct arb_fs *fs, const struct tu_space *base);
+
 /* arb_check() must return 0 with an all-zero error report. */
 void tu_check_clean(struct arb_fs *fs);
 
-/* ---- keys and values ------------------------------------------------------------ */
+/* ---- keys and values ---- */
 
 /* id -> key is strictly increasing; objectid >= 16, type odd in 1..13,
  * offset >= 1, so keys strictly between neighbours exist. */
@@ -186,7 +209,7 @@ long tu_value_diff(const void *buf, uint32_t len, uint64_t id, uint64_t version)
  * near max_item / 4, rarely max_item itself. */
 uint32_t tu_value_len(struct tu_rng *rng, uint32_t max_item);
 
-/* ---- the model of one tree -------------------------------------------------------- */
+/* ---- the model of one tree ---- */
 
 struct tu_slot {
 	uint64_t version;
@@ -226,7 +249,7 @@ void tu_model_check_range(const struct tu_model *m, struct arb_tree *t, const st
  * id, and lookups of keys between ids. */
 void tu_model_check(const struct tu_model *m, struct arb_tree *t);
 
-/* ---- structure -------------------------------------------------------------------- */
+/* ---- structure ---- */
 
 struct tu_tree_stats {
 	uint64_t nodes, leaves, items;
@@ -258,7 +281,7 @@ uint64_t tu_check_refcounts(struct arb_fs *fs, const uint64_t *ids, unsigned nr)
 /* Count of the first sector at bytenr. */
 uint32_t tu_refcount(struct arb_fs *fs, uint64_t bytenr);
 
-/* ---- building one cmocka group (one TAP plan per program) ---------------------------- */
+/* ---- building one cmocka group (one TAP plan per program) ---- */
 
 typedef void (*tu_seed_fn)(uint64_t seed);
 
