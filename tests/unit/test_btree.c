@@ -649,7 +649,8 @@ static void check_info_sane(struct tu_fs *t)
 	TU_EQ_U64(info.total_bytes, t->size);
 	TU_ASSERT(info.total_sectors <= t->size / ARB_SECTOR_SIZE &&
 	          info.total_sectors > t->size / ARB_SECTOR_SIZE / 2);
-	TU_ASSERT(info.used_sectors <= info.total_sectors);
+	TU_ASSERT(info.used_sectors + info.quarantined_sectors + info.free_sectors ==
+	          info.total_sectors);
 	TU_ASSERT(info.deferred_sectors <= info.used_sectors);
 	TU_ASSERT(!info.failed && !info.read_only);
 	TU_ASSERT(strcmp(info.label, "arbor-test") == 0, "label '%s'", info.label);
@@ -673,13 +674,14 @@ static void empty_tree(struct tu_fs *t, struct tu_model *m, uint64_t id)
 		tu_op_delete(m, tu_tree(t->fs, id), i);
 }
 
-/* used_sectors grows with the items and, once they are deleted and their
- * deferred frees released, returns exactly to the empty tree's figure
- * (measured after the same churn commits, see tu_commit_churn). */
+/* used_sectors grows with the items; once they are deleted the blocks stay
+ * quarantined (not free) for ARB_DEFER_COMMITS commits, then every figure
+ * returns exactly to the empty tree's (measured after the same churn
+ * commits, see tu_drain). */
 static void test_space_accounting(void **state)
 {
 	struct tu_model m;
-	struct tu_space base;
+	struct tu_space base, now;
 	struct tu_fs t;
 	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
 	uint64_t scratch = tu_tree_create(t.fs);
@@ -687,7 +689,7 @@ static void test_space_accounting(void **state)
 
 	(void)state;
 	check_info_sane(&t);
-	tu_commit_churn(t.fs, scratch, TU_DRAIN_COMMITS);
+	tu_drain(t.fs, scratch);
 	tu_space_get(t.fs, &base);
 	tu_model_init(&m, 20000);
 	data_bytes = fill_tree(&t, &m, id);
@@ -698,11 +700,18 @@ static void test_space_accounting(void **state)
 	          base.live, data_bytes);
 	tu_check_clean(t.fs);
 	empty_tree(&t, &m, id);
+	tu_space_get(t.fs, &now);
+	TU_ASSERT(now.used > base.used + data_bytes / ARB_SECTOR_SIZE,
+	          "blocks freed in the running transaction must stay counted");
 	tu_commit(t.fs);
-	TU_ASSERT(tu_used_sectors(t.fs) > base.used + data_bytes / ARB_SECTOR_SIZE,
-	          "freed blocks must stay deferred for %u commits", ARB_DEFER_COMMITS);
+	tu_space_get(t.fs, &now);
+	TU_ASSERT(now.quarantined > base.quarantined + data_bytes / ARB_SECTOR_SIZE &&
+	                  now.free + data_bytes / ARB_SECTOR_SIZE < base.free,
+	          "freed blocks must stay quarantined for %u commits: quarantined %" PRIu64
+	          " free %" PRIu64,
+	          ARB_DEFER_COMMITS, now.quarantined, now.free);
 	tu_check_clean(t.fs);
-	tu_commit_churn(t.fs, scratch, TU_DRAIN_COMMITS);
+	tu_drain(t.fs, scratch);
 	tu_space_expect(t.fs, &base);
 	tu_fs_reopen(&t);
 	tu_space_expect(t.fs, &base);
@@ -713,45 +722,49 @@ static void test_space_accounting(void **state)
 
 /*
  * Deleting everything then committing ARB_DEFER_COMMITS + 1 times, with
- * nothing else written, must give the space back: a filesystem that goes
- * idle right after a big delete must not keep it deferred forever.
- * At least 90% of what the items took must be free again.
+ * nothing else written, must give the space back: used_sectors returns to
+ * its figure right after the tree was created, and free_sectors to within
+ * 10% of what the items took: a filesystem that goes idle right after a big
+ * delete must not keep the space quarantined for ever.
  */
 static void test_idle_commits_release(void **state)
 {
+	struct tu_space base, peak, after;
 	struct tu_model m;
 	struct tu_fs t;
 	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
-	uint64_t base_used = tu_used_sectors(t.fs), peak, after;
 
 	(void)state;
+	tu_space_get(t.fs, &base);
 	tu_model_init(&m, 20000);
 	fill_tree(&t, &m, id);
 	tu_commit(t.fs);
-	peak = tu_used_sectors(t.fs);
-	TU_ASSERT(peak > base_used + 500, "peak %" PRIu64 " base %" PRIu64, peak, base_used);
+	tu_space_get(t.fs, &peak);
+	TU_ASSERT(peak.used > base.used + 500);
 	empty_tree(&t, &m, id);
 	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
-	after = tu_used_sectors(t.fs);
-	TU_ASSERT((after - base_used) * 10 < peak - base_used,
-	          "after deleting everything and %u commits, used_sectors is %" PRIu64
-	          " (deferred %" PRIu64 "); %" PRIu64 " right after the tree was created, "
+	tu_space_get(t.fs, &after);
+	TU_EQ_U64(after.used, base.used);
+	TU_ASSERT((base.free - after.free) * 10 < base.free - peak.free,
+	          "after deleting everything and %u commits, free_sectors is %" PRIu64
+	          " (quarantined %" PRIu64 "); %" PRIu64 " right after the tree was created, "
 	          "%" PRIu64 " when full",
-	          ARB_DEFER_COMMITS + 1, after, after - tu_live_sectors(t.fs), base_used, peak);
+	          ARB_DEFER_COMMITS + 1, after.free, after.quarantined, base.free, peak.free);
 	tu_model_free(&m);
 	finish(&t);
 }
 
-/* ---- deferred frees (invariant 4) ---- */
+/* ---- freed blocks (invariant 4) ---- */
 
 /*
- * A block freed by commit F stays counted (1, in a DEFER item) until commit
- * F + ARB_DEFER_COMMITS releases it: every commit below replaces the root
- * leaf of a one-leaf tree, so the old leaf is freed by that commit.
+ * A block freed in the running transaction stays counted (the durable
+ * commit still points to it); commit F drops its count to zero but keeps
+ * it quarantined, not allocatable, until commit F + ARB_DEFER_COMMITS.
+ * Every commit below replaces the root leaf of a one-leaf tree.
  */
-static void test_deferred_frees_counted(void **state)
+static void test_freed_blocks_quarantined(void **state)
 {
-	uint64_t freed_at[32], block[32];
+	struct tu_space sp;
 	struct tu_model m;
 	struct tu_fs t;
 	uint64_t id = setup_fs(&t, DEV_SIZE, SMALL_NODE);
@@ -759,20 +772,22 @@ static void test_deferred_frees_counted(void **state)
 	(void)state;
 	tu_model_init(&m, 16);
 	for (unsigned i = 0; i < 32; i++) {
-		block[i] = tu_tree_root(tu_tree(t.fs, id));
+		uint64_t old = tu_tree_root(tu_tree(t.fs, id));
+		struct arb_fs_info info;
+
+		tu_ctx_op(i);
 		tu_op_put(&m, tu_tree(t.fs, id), i % 16, next_version(), 20);
+		TU_ASSERT(tu_tree_root(tu_tree(t.fs, id)) != old, "root leaf rewritten in place");
+		TU_EQ_U64(tu_refcount(t.fs, old), 1);
+		arb_fs_info(t.fs, &info);
+		TU_ASSERT(info.deferred_sectors >= 1,
+		          "a shadowed block is not counted as deferred");
 		tu_commit(t.fs);
-		freed_at[i] = generation(t.fs);
-		TU_ASSERT(tu_tree_root(tu_tree(t.fs, id)) != block[i], "commit %u rewrote in place",
-		          i);
-		for (unsigned j = 0; j <= i; j++) {
-			if (freed_at[i] - freed_at[j] >= ARB_DEFER_COMMITS)
-				continue; /* released: may be free or reused */
-			tu_ctx_op(j);
-			TU_EQ_U64(tu_refcount(t.fs, block[j]), 1);
-		}
-		TU_ASSERT(tu_live_sectors(t.fs) + (i < 3 ? i + 1 : 4) <= tu_used_sectors(t.fs),
-		          "deferred frees not counted in used_sectors");
+		TU_EQ_U64(tu_refcount(t.fs, old), 0);
+		tu_space_get(t.fs, &sp);
+		/* this commit and the previous ones each freed at least the old leaf */
+		TU_ASSERT(sp.quarantined >= (i < ARB_DEFER_COMMITS ? i + 1 : ARB_DEFER_COMMITS),
+		          "quarantined %" PRIu64, sp.quarantined);
 	}
 	tu_model_free(&m);
 	finish(&t);
@@ -970,7 +985,7 @@ int main(void)
 	tu_tests_add(&ts, "walk", test_walk);
 	tu_tests_add(&ts, "space_accounting", test_space_accounting);
 	tu_tests_add(&ts, "idle_commits_release", test_idle_commits_release);
-	tu_tests_add(&ts, "deferred_frees_counted", test_deferred_frees_counted);
+	tu_tests_add(&ts, "freed_blocks_quarantined", test_freed_blocks_quarantined);
 	tu_tests_add(&ts, "old_generations_intact", test_old_generations_intact);
 	tu_tests_add(&ts, "read_only", test_read_only);
 	tu_tests_add(&ts, "nodesizes", test_nodesizes);

@@ -54,7 +54,7 @@ static void forest_setup(struct forest *f, uint64_t seed)
 	f->max_item = arb_max_item_size(f->t.fs);
 	f->universe = tu_rng_range(&f->rng, 1500, 4000);
 	f->scratch_id = tu_tree_create(f->t.fs);
-	tu_commit_churn(f->t.fs, f->scratch_id, TU_DRAIN_COMMITS);
+	tu_drain(f->t.fs, f->scratch_id);
 	tu_space_get(f->t.fs, &f->base);
 }
 
@@ -192,7 +192,7 @@ static void forest_finish(struct forest *f)
 	while (f->nr_cur)
 		forest_drop(f, (unsigned)tu_rng_below(&f->rng, f->nr_cur));
 	tu_check_clean(f->t.fs);
-	tu_commit_churn(f->t.fs, f->scratch_id, TU_DRAIN_COMMITS);
+	tu_drain(f->t.fs, f->scratch_id);
 	tu_space_expect(f->t.fs, &f->base);
 	tu_fs_reopen(&f->t);
 	tu_space_expect(f->t.fs, &f->base);
@@ -412,9 +412,9 @@ int main(void)
 	struct tu_tests ts = {0};
 
 	tu_tests_add(&ts, "small_clones", test_small_clones);
-	tu_tests_add_seeds(&ts, "basic", run_basic, 100, 10);
-	tu_tests_add_seeds(&ts, "chain", run_chain, 200, 6);
-	tu_tests_add_seeds(&ts, "fanout", run_fanout, 300, 6);
-	tu_tests_add_seeds(&ts, "forest", run_forest, 400, 10);
+	tu_tests_add_seeds(&ts, "basic", run_basic, 100, 20);
+	tu_tests_add_seeds(&ts, "chain", run_chain, 200, 10);
+	tu_tests_add_seeds(&ts, "fanout", run_fanout, 300, 10);
+	tu_tests_add_seeds(&ts, "forest", run_forest, 400, 20);
 	return tu_tests_run(&ts, "clone");
 }

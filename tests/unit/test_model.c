@@ -305,7 +305,7 @@ static void drop_everything(struct mstate *s, const struct tu_space *base)
 		tu_model_free(&s->tree[i].committed);
 	}
 	tu_check_clean(s->t.fs);
-	tu_commit_churn(s->t.fs, s->scratch_id, TU_DRAIN_COMMITS);
+	tu_drain(s->t.fs, s->scratch_id);
 	tu_space_expect(s->t.fs, base);
 	tu_fs_reopen(&s->t);
 	tu_space_expect(s->t.fs, base);
@@ -321,7 +321,7 @@ static void run_seed(uint64_t seed)
 	TU_ASSERT(s != NULL);
 	model_setup(s, seed);
 	s->scratch_id = tu_tree_create(s->t.fs);
-	tu_commit_churn(s->t.fs, s->scratch_id, TU_DRAIN_COMMITS);
+	tu_drain(s->t.fs, s->scratch_id);
 	tu_space_get(s->t.fs, &base);
 	for (unsigned i = 0; i < s->nr_trees; i++)
 		create_tree(s, &s->tree[i]);

@@ -264,6 +264,34 @@ void tu_assert_fail(const char *file, int line, const char *cond, const char *fm
 
 /* ---- filesystems ---- */
 
+/* Devices and filesystems of the running test, so that a failed test
+ * (cmocka longjmps out of it) does not leak them: see tu_teardown(). */
+#define LIVE_MAX 8
+
+static struct live_fs {
+	struct arb_dev *dev;
+	struct arb_fs *fs;
+} live[LIVE_MAX];
+
+static struct live_fs *live_find(const struct arb_dev *dev)
+{
+	for (int i = 0; i < LIVE_MAX; i++)
+		if (live[i].dev == dev)
+			return &live[i];
+	return NULL;
+}
+
+static void live_release_all(void)
+{
+	for (int i = 0; i < LIVE_MAX; i++) {
+		if (live[i].fs)
+			arb_close(live[i].fs);
+		if (live[i].dev)
+			arb_dev_close(live[i].dev);
+		live[i] = (struct live_fs){NULL, NULL};
+	}
+}
+
 static void fill_uuid(uint8_t *uuid, uint64_t salt)
 {
 	uint64_t st = tu_ctx.seed ^ salt;
@@ -284,6 +312,7 @@ void tu_fs_create(struct tu_fs *t, uint64_t size, uint32_t nodesize)
 	        .hash_seed = 0x5eed0000ull + tu_ctx.seed,
 	        .time_sec = 1700000000ull,
 	};
+	struct live_fs *l;
 
 	memset(t, 0, sizeof(*t));
 	fill_uuid(fsid, 0xf51d);
@@ -291,6 +320,9 @@ void tu_fs_create(struct tu_fs *t, uint64_t size, uint32_t nodesize)
 	t->size = size;
 	t->nodesize = nodesize;
 	TU_RC(arb_memdev_create(size, &t->dev));
+	l = live_find(NULL);
+	if (l)
+		l->dev = t->dev;
 	TU_RC(arb_format(t->dev, &fo));
 	tu_fs_open(t);
 }
@@ -304,9 +336,16 @@ void tu_fs_open(struct tu_fs *t)
 	        .msg = tu_msg,
 	};
 
+	struct live_fs *l = live_find(t->dev);
+
+	/* any earlier filesystem on this device has been closed by now */
+	if (l)
+		l->fs = NULL;
 	t->fs = NULL;
 	TU_RC(arb_open(t->dev, &oo, &t->fs));
 	TU_ASSERT(t->fs != NULL);
+	if (l)
+		l->fs = t->fs;
 }
 
 void tu_fs_reopen(struct tu_fs *t)
@@ -318,6 +357,10 @@ void tu_fs_reopen(struct tu_fs *t)
 
 void tu_fs_destroy(struct tu_fs *t)
 {
+	struct live_fs *l = live_find(t->dev);
+
+	if (l)
+		*l = (struct live_fs){NULL, NULL};
 	if (t->fs)
 		arb_close(t->fs);
 	if (t->dev)
@@ -396,6 +439,28 @@ void tu_commit_churn(struct arb_fs *fs, uint64_t scratch_id, unsigned n)
 	}
 }
 
+void tu_drain(struct arb_fs *fs, uint64_t scratch_id)
+{
+	uint64_t last_q = UINT64_MAX;
+	unsigned stable = 0;
+
+	for (unsigned i = 0; i < 1000; i += 2) {
+		struct arb_fs_info info;
+
+		tu_commit_churn(fs, scratch_id, 2);
+		arb_fs_info(fs, &info);
+		if (info.deferred_sectors == 0 && info.quarantined_sectors == last_q)
+			stable += 2;
+		else
+			stable = 0;
+		last_q = info.quarantined_sectors;
+		if (stable >= TU_DRAIN_COMMITS)
+			return;
+	}
+	TU_FAIL("frees never settle: deferred or quarantined sectors still change after 1000 "
+	        "commits");
+}
+
 uint64_t tu_used_sectors(const struct arb_fs *fs)
 {
 	struct arb_fs_info info;
@@ -431,10 +496,16 @@ void tu_space_get(struct arb_fs *fs, struct tu_space *sp)
 	TU_RC(arb_tree_walk(tu_tree(fs, ARB_SPACE_TREE_ID), count_visit, &nodes));
 	sp->used = info.used_sectors;
 	sp->live = info.used_sectors - info.deferred_sectors;
+	sp->quarantined = info.quarantined_sectors;
+	sp->free = info.free_sectors;
+	sp->total = info.total_sectors;
 	sp->internal = nodes * (info.nodesize / ARB_SECTOR_SIZE);
 	TU_ASSERT(info.deferred_sectors <= info.used_sectors && sp->internal <= sp->live,
 	          "used %" PRIu64 " deferred %" PRIu64 ", root and space trees %" PRIu64,
 	          info.used_sectors, info.deferred_sectors, sp->internal);
+	TU_ASSERT(sp->used + sp->quarantined + sp->free == sp->total,
+	          "used %" PRIu64 " + quarantined %" PRIu64 " + free %" PRIu64 " != total %" PRIu64,
+	          sp->used, sp->quarantined, sp->free, sp->total);
 }
 
 void tu_space_expect(struct arb_fs *fs, const struct tu_space *base)
@@ -443,11 +514,13 @@ void tu_space_expect(struct arb_fs *fs, const struct tu_space *base)
 
 	tu_space_get(fs, &now);
 	if (now.live - now.internal != base->live - base->internal ||
-	    (now.internal == base->internal && now.used != base->used))
-		TU_FAIL("space not returned: used %" PRIu64 " live %" PRIu64
+	    (now.internal == base->internal &&
+	     (now.used != base->used || now.quarantined != base->quarantined)))
+		TU_FAIL("space not returned: used %" PRIu64 " live %" PRIu64 " quarantined %" PRIu64
 		        " (root+space trees %" PRIu64 "), expected used %" PRIu64 " live %" PRIu64
-		        " (root+space trees %" PRIu64 ")",
-		        now.used, now.live, now.internal, base->used, base->live, base->internal);
+		        " quarantined %" PRIu64 " (root+space trees %" PRIu64 ")",
+		        now.used, now.live, now.quarantined, now.internal, base->used, base->live,
+		        base->quarantined, base->internal);
 }
 
 void tu_check_clean(struct arb_fs *fs)
@@ -1250,6 +1323,13 @@ static int tu_setup(void **state)
 	return 0;
 }
 
+static int tu_teardown(void **state)
+{
+	(void)state;
+	live_release_all();
+	return 0;
+}
+
 static void seed_trampoline(void **state)
 {
 	struct seed_arg *a = *state;
@@ -1278,6 +1358,7 @@ void tu_tests_add(struct tu_tests *ts, const char *name, CMUnitTestFunction fn)
 	t->name = name;
 	t->test_func = fn;
 	t->setup_func = tu_setup;
+	t->teardown_func = tu_teardown;
 }
 
 void tu_tests_add_seeds(struct tu_tests *ts, const char *name, tu_seed_fn fn, uint64_t base,
@@ -1301,6 +1382,7 @@ void tu_tests_add_seeds(struct tu_tests *ts, const char *name, tu_seed_fn fn, ui
 		t->name = tname;
 		t->test_func = seed_trampoline;
 		t->setup_func = tu_setup;
+		t->teardown_func = tu_teardown;
 		t->initial_state = a;
 	}
 	free(seeds);
@@ -1310,7 +1392,13 @@ int tu_tests_run(struct tu_tests *ts, const char *group)
 {
 	int failed = _cmocka_run_group_tests(group, ts->v, ts->n, NULL, NULL);
 
-	/* names and seed arguments are left to exit() */
+	for (size_t i = 0; i < ts->n; i++) {
+		if (!ts->v[i].initial_state)
+			continue;
+		/* a seed test: its name and argument were allocated */
+		free((char *)ts->v[i].name);
+		free(ts->v[i].initial_state);
+	}
 	free(ts->v);
 	memset(ts, 0, sizeof(*ts));
 	return failed;

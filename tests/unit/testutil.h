@@ -166,22 +166,32 @@ void tu_tree_drop(struct arb_fs *fs, uint64_t id);
  * a final figure after the same churn compares like with like.
  */
 void tu_commit_churn(struct arb_fs *fs, uint64_t scratch_id, unsigned n);
-/* Enough churn commits for every deferred free to be released twice over. */
+/* Enough churn commits for the frees of one commit to be released twice. */
 #define TU_DRAIN_COMMITS (2 * (ARB_DEFER_COMMITS + 1))
+/*
+ * Churn commits (in pairs) until the frees have settled: nothing deferred
+ * and the quarantine unchanged over TU_DRAIN_COMMITS commits.  A commit
+ * lists a bounded number of freed ranges, so a big drop takes several
+ * commits to drain.  Fails if nothing settles within 1000 commits.
+ */
+void tu_drain(struct arb_fs *fs, uint64_t scratch_id);
 
 uint64_t tu_used_sectors(const struct arb_fs *fs);
 /* used_sectors - deferred_sectors: what the trees themselves hold. */
 uint64_t tu_live_sectors(const struct arb_fs *fs);
 
-/* Space figures, and the sectors held by the engine's own root and space
- * trees (their size depends on how many space map chunks and deferred frees
- * they hold, not on the user trees). */
+/* Space figures (see struct arb_fs_info), and the sectors held by the
+ * engine's own root and space trees (their size depends on how many space
+ * map chunks and deferred frees they hold, not on the user trees). */
 struct tu_space {
-	uint64_t used, live, internal;
+	uint64_t used, live, quarantined, free, total, internal;
 };
+/* Reads the figures and checks they add up: used + quarantined + free ==
+ * total, deferred <= used. */
 void tu_space_get(struct arb_fs *fs, struct tu_space *sp);
 /* What the user trees held must all be back: live - internal equal, and,
- * when the engine's trees have the same size, used equal too. */
+ * when the engine's trees have the same size, used, quarantined and free
+ * equal too. */
 void tu_space_expect(struct arb_fs *fs, const struct tu_space *base);
 
 /* arb_check() must return 0 with an all-zero error report. */
