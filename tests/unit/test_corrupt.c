@@ -52,7 +52,7 @@
 #define MAX_GENS (NCOMMITS + 1)
 #define MAX_FLIPS 8
 #define RING ((int)ARB_SUPER_SLOTS)
-#define BASE_ITERS 800.0
+#define BASE_ITERS 6000.0
 #define DEFAULT_SEED 0xc0de0001ull
 
 enum damage_mode { DMG_FLIP, DMG_FLIP_HEADER, DMG_ZERO, DMG_MISDIRECT, DMG_NMODES };
