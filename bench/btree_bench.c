@@ -11,7 +11,9 @@
  *   delete  all keys, a third random order.
  * Each round runs every engine once (interleaved, so a busy host hurts both
  * alike); the table shows the median of each figure over the rounds and the
- * ratio Arbor/LMDB.  An Arbor key is (objectid = first 8 bytes big-endian,
+ * ratio Arbor/LMDB, plus the space the file holds on disk after the inserts
+ * and the bytes each mutating phase passed to write calls (/proc/self/io
+ * wchar: the write amplification).  An Arbor key is (objectid = first 8 bytes big-endian,
  * type 1, offset = last 8 bytes big-endian), so both engines sort alike.
  *
  *   btree_bench [--ops N] [--rounds R] [--engine arbor|lmdb|both]
@@ -43,11 +45,12 @@
 #define IMAGE_SIZE (4ull << 30)
 #define MAX_ROUNDS 99
 
-enum phase { PH_INSERT, PH_LOOKUP, PH_DELETE, PH_SPACE, NPHASES };
+enum phase { PH_INSERT, PH_LOOKUP, PH_DELETE, PH_SPACE, PH_WINSERT, PH_WDELETE, NPHASES };
 enum engine { ENG_ARBOR, ENG_LMDB, NENGINES };
 
-static const char *const phase_names[NPHASES] = {"insert (random)", "lookup (random)",
-                                                 "delete (random)", "MiB on disk after insert"};
+static const char *const phase_names[NPHASES] = {
+        "insert (random), ops/s",   "lookup (random), ops/s", "delete (random), ops/s",
+        "MiB on disk after insert", "MiB written by insert",  "MiB written by delete"};
 static const char *const engine_names[NENGINES] = {"arbor", "lmdb"};
 
 struct opts {
@@ -159,6 +162,21 @@ static void workset_free(struct workset *ws)
 	free(ws->keys);
 	for (int p = 0; p < 3; p++)
 		free(ws->order[p]);
+}
+
+/* Bytes this process has passed to write calls so far (/proc/self/io wchar). */
+static double mib_written(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	unsigned long long v = 0;
+	char line[128];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "wchar: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (double)v / (1024.0 * 1024.0);
 }
 
 static double mib_on_disk(const char *path)
@@ -319,12 +337,14 @@ static void run_arbor(const struct opts *o, const struct workset *ws, int round,
                       double res[NPHASES])
 {
 	struct arbor a = {0};
-	double t;
+	double t, w;
 
 	arbor_setup(&a, o, round);
+	w = mib_written();
 	t = now_sec();
 	arbor_insert(&a, ws);
 	res[PH_INSERT] = (double)ws->n / (now_sec() - t);
+	res[PH_WINSERT] = mib_written() - w;
 	arbor_close(&a);
 	res[PH_SPACE] = mib_on_disk(a.path);
 	arbor_open(&a);
@@ -332,9 +352,11 @@ static void run_arbor(const struct opts *o, const struct workset *ws, int round,
 	t = now_sec();
 	arbor_lookup(&a, ws);
 	res[PH_LOOKUP] = (double)ws->n / (now_sec() - t);
+	w = mib_written();
 	t = now_sec();
 	arbor_delete(&a, ws);
 	res[PH_DELETE] = (double)ws->n / (now_sec() - t);
+	res[PH_WDELETE] = mib_written() - w;
 	arbor_close(&a);
 	unlink(a.path);
 }
@@ -438,24 +460,28 @@ static void lmdb_delete(struct lmdb *l, const struct workset *ws)
 static void run_lmdb(const struct opts *o, const struct workset *ws, int round, double res[NPHASES])
 {
 	struct lmdb l = {0};
-	double t;
+	double t, w;
 
 	snprintf(l.path, sizeof(l.path), "%s/lmdb-bench-%d-%d.mdb", o->dir, (int)getpid(), round);
 	snprintf(l.lock, sizeof(l.lock), "%s-lock", l.path);
 	l.mapsize = ws->n * 2048 < (256u << 20) ? (256u << 20) : ws->n * 2048;
 	lmdb_open(&l);
+	w = mib_written();
 	t = now_sec();
 	lmdb_insert(&l, ws);
 	res[PH_INSERT] = (double)ws->n / (now_sec() - t);
+	res[PH_WINSERT] = mib_written() - w;
 	lmdb_close(&l);
 	res[PH_SPACE] = mib_on_disk(l.path);
 	lmdb_open(&l);
 	t = now_sec();
 	lmdb_lookup(&l, ws);
 	res[PH_LOOKUP] = (double)ws->n / (now_sec() - t);
+	w = mib_written();
 	t = now_sec();
 	lmdb_delete(&l, ws);
 	res[PH_DELETE] = (double)ws->n / (now_sec() - t);
+	res[PH_WDELETE] = mib_written() - w;
 	lmdb_close(&l);
 	unlink(l.path);
 	unlink(l.lock);
@@ -563,8 +589,10 @@ static double median(double *v, int n)
 
 static void print_round(int r, int e, const double *res)
 {
-	printf("# round %d %-5s: insert %.0f/s, lookup %.0f/s, delete %.0f/s, %.1f MiB\n", r + 1,
-	       engine_names[e], res[PH_INSERT], res[PH_LOOKUP], res[PH_DELETE], res[PH_SPACE]);
+	printf("# round %d %-5s: insert %.0f/s, lookup %.0f/s, delete %.0f/s, %.1f MiB on disk, "
+	       "%.1f + %.1f MiB written\n",
+	       r + 1, engine_names[e], res[PH_INSERT], res[PH_LOOKUP], res[PH_DELETE],
+	       res[PH_SPACE], res[PH_WINSERT], res[PH_WDELETE]);
 	fflush(stdout);
 }
 
@@ -573,7 +601,7 @@ static void print_table(const struct opts *o, double res[NENGINES][NPHASES][MAX_
 	printf("\n%zu keys (16 B) x 100 B values, durable commit every %d ops, dir %s, "
 	       "median of %d round%s\n",
 	       o->ops, TXN_OPS, o->dir, o->rounds, o->rounds > 1 ? "s" : "");
-	printf("%-26s %14s %14s %11s\n", "phase (ops/s)", "arbor", "lmdb", "arbor/lmdb");
+	printf("%-26s %14s %14s %11s\n", "figure", "arbor", "lmdb", "arbor/lmdb");
 	for (int p = 0; p < NPHASES; p++) {
 		double m[NENGINES] = {0};
 
@@ -584,7 +612,7 @@ static void print_table(const struct opts *o, double res[NENGINES][NPHASES][MAX_
 		for (int e = 0; e < NENGINES; e++) {
 			if (!o->engine[e])
 				printf(" %14s", "-");
-			else if (p == PH_SPACE)
+			else if (p >= PH_SPACE)
 				printf(" %14.1f", m[e]);
 			else
 				printf(" %14.0f", m[e]);
