@@ -38,17 +38,21 @@
 #include "arbor/check.h"
 #include "arbor/fs.h"
 #include "arbor/memdev.h"
+#include "arbor_format.h"
 
 #define DEV_SIZE (8ull << 20)
 #define NODESIZE 4096u
-#define NKEYS 320u
+#define SECTOR 4096u
+#define NKEYS 800u
 #define MAX_TREES 4
-#define MAX_VAL 200u
-#define MAX_GENS 256
-#define MAX_IDS 256
+#define MAX_VAL 1500u /* values 1..64 or 400..1500 bytes: a few per leaf */
+#define MAX_GENS 512
+#define MAX_IDS 512
+#define BASE_COMMITS 100.0 /* commits of the workload at scale 1 */
 #define DEFAULT_SEED 0x5eed0001ull
-#define BASE_STATES 3000.0 /* crash states per run at scale 1 (at least) */
-#define REORDER_GROUP 4    /* reorder seeds tried per sampled cut */
+#define BASE_REORDER 2000.0 /* reordered crash states at scale 1 */
+#define BASE_TORN 2000.0    /* torn (sector-granular) crash states at scale 1 */
+#define REORDER_GROUP 4     /* seeds tried per sampled cut */
 
 struct tmodel {
 	uint64_t id;
@@ -71,6 +75,7 @@ struct workload {
 	uint64_t ids[MAX_IDS]; /* every tree id the workload ever created */
 	int nids;
 	uint32_t next_ver;
+	int max_level; /* highest root level met */
 };
 
 struct crash_stats {
@@ -108,6 +113,20 @@ static void dump_engine_msgs(void)
 		int r_ = (expr);                                                                   \
 		CHECK(r_ == (want), "%s returned %d, expected %d", #expr, r_, (int)(want));        \
 	} while (0)
+
+/* Append to the failure context; returns the length to restore. */
+static size_t ctx_push(const char *what, uint64_t gen)
+{
+	size_t len = strlen(g_ctx);
+
+	snprintf(g_ctx + len, sizeof(g_ctx) - len, ", %s %" PRIu64, what, gen);
+	return len;
+}
+
+static void ctx_pop(size_t len)
+{
+	g_ctx[len] = 0;
+}
 
 static void msg_capture(void *ctx, enum arb_msg_level level, const char *text)
 {
@@ -190,7 +209,9 @@ static void init_sorted(void)
 
 static uint32_t val_len(uint32_t ver)
 {
-	return 1 + (uint32_t)(mix64(ver) % MAX_VAL);
+	uint64_t h = mix64(ver);
+
+	return h & 1 ? 1 + (uint32_t)((h >> 8) % 64) : 400 + (uint32_t)((h >> 8) % (MAX_VAL - 399));
 }
 
 static void val_fill(uint32_t ver, uint8_t *buf, uint32_t len)
@@ -206,14 +227,6 @@ static void val_fill(uint32_t ver, uint8_t *buf, uint32_t len)
 }
 
 /* ---- the model ----------------------------------------------------------- */
-
-static struct tmodel *model_find(struct gmodel *m, uint64_t id)
-{
-	for (int i = 0; i < m->ntrees; i++)
-		if (m->t[i].id == id)
-			return &m->t[i];
-	return NULL;
-}
 
 static bool model_has(const struct gmodel *m, uint64_t id)
 {
@@ -475,13 +488,19 @@ static void check_clean(struct arb_fs *fs)
 
 /* ---- the recorded workload --------------------------------------------- */
 
-static int open_fs(struct arb_dev *dev, struct arb_fs **ret_fs)
+static int open_gen(struct arb_dev *dev, uint64_t max_gen, struct arb_fs **ret_fs)
 {
 	struct arb_open_opts oo;
 
 	memset(&oo, 0, sizeof(oo));
+	oo.max_generation = max_gen;
 	oo.msg = msg_capture;
 	return arb_open(dev, &oo, ret_fs);
+}
+
+static int open_fs(struct arb_dev *dev, struct arb_fs **ret_fs)
+{
+	return open_gen(dev, 0, ret_fs);
 }
 
 static uint64_t fs_gen(struct arb_fs *fs, uint64_t *fallback_from)
@@ -533,10 +552,30 @@ static void record_commit(struct workload *w, struct arb_fs *fs, const struct gm
 	g->ev_end = ev;
 }
 
+static int root_level_cb(void *ctx, const struct arb_node_view *node)
+{
+	int *level = ctx;
+
+	if (node->level > *level)
+		*level = node->level;
+	return 1; /* the root is enough */
+}
+
+/* Highest root level among the trees of m. */
+static int max_root_level(struct arb_fs *fs, const struct gmodel *m)
+{
+	int level = 0;
+
+	for (int i = 0; i < m->ntrees; i++)
+		CHECK_RET(arb_tree_walk(get_tree(fs, m->t[i].id), root_level_cb, &level), 0);
+	return level;
+}
+
 static void workload_step(struct workload *w, struct arb_fs *fs, uint64_t *rng, int c)
 {
 	struct gmodel cur = w->gens[w->ngens - 1];
 	uint64_t id = 0;
+	int level;
 
 	if (c == 1) {
 		note_id(w, tree_create(fs, &cur));
@@ -551,6 +590,8 @@ static void workload_step(struct workload *w, struct arb_fs *fs, uint64_t *rng, 
 		bulk_ops(fs, &cur, rng, &w->next_ver);
 	random_ops(fs, &cur, rng, &w->next_ver, 10 + (int)rng_below(rng, 150));
 	record_commit(w, fs, &cur);
+	level = max_root_level(fs, &cur);
+	w->max_level = level > w->max_level ? level : w->max_level;
 	if (c % 8 == 0) {
 		verify_model(fs, w, &w->gens[w->ngens - 1]);
 		check_clean(fs);
@@ -562,7 +603,7 @@ static struct workload *workload_get(void)
 	struct workload *w = g_work;
 	struct arb_fs *fs = NULL;
 	uint64_t rng;
-	int ncommits = (int)(40 * test_scale());
+	int ncommits = (int)(BASE_COMMITS * test_scale());
 
 	if (w)
 		return w;
@@ -584,9 +625,9 @@ static struct workload *workload_get(void)
 	w->nevents = w->gens[w->ngens - 1].ev_end;
 	arb_close(fs);
 	print_message("# crash workload: seed=%" PRIu64 " commits=%d generations %" PRIu64
-	              "..%" PRIu64 " events=%zu trees ever=%d\n",
+	              "..%" PRIu64 " events=%zu trees ever=%d, root levels up to %d\n",
 	              w->seed, ncommits, w->gens[0].gen, w->gens[w->ngens - 1].gen, w->nevents,
-	              w->nids);
+	              w->nids, w->max_level);
 	g_work = w;
 	return w;
 }
@@ -621,6 +662,33 @@ static const struct gmodel *expected_model(const struct workload *w, size_t cut,
 	return NULL;
 }
 
+/*
+ * The older generations the superblock ring still names must have survived
+ * the crash too (deferred frees, invariant 4): each opens with
+ * max_generation and equals its model.
+ */
+static void verify_ring(const struct workload *w, struct arb_dev *dev, const struct gmodel *m)
+{
+	for (int i = 0; i < w->ngens; i++) {
+		const struct gmodel *old = &w->gens[i];
+		struct arb_fs *fs = NULL;
+		size_t ctx;
+		int ret;
+
+		if (old->gen >= m->gen || old->gen + ARB_SUPER_SLOTS <= m->gen)
+			continue;
+		ctx = ctx_push("ring generation", old->gen);
+		ret = open_gen(dev, old->gen, &fs);
+		CHECK(ret == 0, "open of ring generation %" PRIu64 ": %d", old->gen, ret);
+		CHECK(fs_gen(fs, NULL) == old->gen, "max_generation %" PRIu64 " opened %" PRIu64,
+		      old->gen, fs_gen(fs, NULL));
+		verify_model(fs, w, old);
+		check_clean(fs);
+		arb_close(fs);
+		ctx_pop(ctx);
+	}
+}
+
 /* Recovery must be writable: more changes, a commit, a reopen. */
 static void continue_after(const struct workload *w, struct arb_dev *dev, struct arb_fs *fs,
                            const struct gmodel *m, uint64_t rs)
@@ -628,6 +696,7 @@ static void continue_after(const struct workload *w, struct arb_dev *dev, struct
 	struct gmodel cur = *m;
 	uint64_t rng = mix64(rs), gen;
 	uint32_t ver = w->next_ver + 1 + (uint32_t)(rs % 1000) * 64;
+	size_t ctx = ctx_push("writing after recovery from generation", m->gen);
 
 	if (cur.ntrees < MAX_TREES && (cur.ntrees == 0 || rng_below(&rng, 4) == 0))
 		tree_create(fs, &cur);
@@ -643,21 +712,112 @@ static void continue_after(const struct workload *w, struct arb_dev *dev, struct
 	verify_model(fs, w, &cur);
 	check_clean(fs);
 	arb_close(fs);
+	ctx_pop(ctx);
 }
 
-static void crash_state(const struct workload *w, size_t cut, uint64_t rseed,
-                        struct crash_stats *st)
+/*
+ * The image a power cut leaves when the disk writes 4 KiB sectors one by one
+ * from a volatile cache: every write before the last flush preceding the cut,
+ * plus a random subset of the sectors written after it (a multi-block write
+ * torn apart, which one memdev event cannot show).
+ */
+/* The two images around the pending writes of one cut, and where they differ. */
+static struct torn_src {
+	size_t cut;
+	struct arb_dev *stable, *full;
+	uint64_t *diff; /* offsets of the sectors that differ */
+	size_t ndiff;
+} g_torn;
+
+static void torn_free(void)
+{
+	if (g_torn.stable)
+		arb_dev_close(g_torn.stable);
+	if (g_torn.full)
+		arb_dev_close(g_torn.full);
+	free(g_torn.diff);
+	memset(&g_torn, 0, sizeof(g_torn));
+}
+
+static void torn_prepare(const struct workload *w, size_t cut)
+{
+	size_t stable = cut;
+	const uint8_t *a, *b;
+
+	if (g_torn.stable && g_torn.cut == cut)
+		return;
+	torn_free();
+	while (stable > 0 && !arb_memdev_event_is_flush(w->dev, stable - 1))
+		stable--;
+	CHECK_RET(arb_memdev_crash_image(w->dev, stable, 0, &g_torn.stable), 0);
+	CHECK_RET(arb_memdev_crash_image(w->dev, cut, 0, &g_torn.full), 0);
+	g_torn.cut = cut;
+	g_torn.diff = calloc(DEV_SIZE / SECTOR, sizeof(*g_torn.diff));
+	CHECK(g_torn.diff != NULL, "out of memory");
+	a = arb_memdev_data(g_torn.stable);
+	b = arb_memdev_data(g_torn.full);
+	for (uint64_t off = 0; off < DEV_SIZE; off += SECTOR)
+		if (memcmp(a + off, b + off, SECTOR) != 0)
+			g_torn.diff[g_torn.ndiff++] = off;
+}
+
+/*
+ * The image a power cut leaves when the disk writes 4 KiB sectors one by one
+ * from a volatile cache: every write before the last flush preceding the cut,
+ * plus a random subset of the sectors written after it (a multi-block write
+ * torn apart, which one memdev event cannot show).
+ */
+static struct arb_dev *torn_image(const struct workload *w, size_t cut, uint64_t seed)
 {
 	struct arb_dev *dev = NULL;
+	uint64_t rng = seed;
+	uint32_t keep_pct = 10 + rng_below(&rng, 81);
+	const uint8_t *b;
+	uint8_t *a;
+
+	torn_prepare(w, cut);
+	CHECK_RET(arb_memdev_from_buffer(arb_memdev_data(g_torn.stable), DEV_SIZE, &dev), 0);
+	a = arb_memdev_data(dev);
+	b = arb_memdev_data(g_torn.full);
+	for (size_t i = 0; i < g_torn.ndiff; i++)
+		if (rng_below(&rng, 100) < keep_pct)
+			memcpy(a + g_torn.diff[i], b + g_torn.diff[i], SECTOR);
+	return dev;
+}
+
+enum crash_mode { CRASH_ORDERED, CRASH_REORDERED, CRASH_TORN };
+
+static struct arb_dev *crash_image(const struct workload *w, size_t cut, enum crash_mode mode,
+                                   uint64_t rseed)
+{
+	struct arb_dev *dev = NULL;
+
+	if (mode == CRASH_TORN)
+		return torn_image(w, cut, rseed);
+	CHECK_RET(arb_memdev_crash_image(w->dev, cut, mode == CRASH_REORDERED ? rseed : 0, &dev),
+	          0);
+	return dev;
+}
+
+static void crash_state(const struct workload *w, size_t cut, enum crash_mode mode, uint64_t rseed,
+                        struct crash_stats *st)
+{
+	static const char *const modes[] = {"in order", "reorder_seed=", "torn_seed="};
+	struct arb_dev *dev;
 	struct arb_fs *fs = NULL;
 	const struct gmodel *m;
 	uint64_t gen, fallback;
 
-	snprintf(g_ctx, sizeof(g_ctx),
-	         "ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu reorder_seed=%" PRIu64, w->seed, cut,
-	         w->nevents, rseed);
+	if (mode == CRASH_ORDERED)
+		snprintf(g_ctx, sizeof(g_ctx),
+		         "ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu in order", w->seed, cut,
+		         w->nevents);
+	else
+		snprintf(g_ctx, sizeof(g_ctx),
+		         "ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu %s%" PRIu64, w->seed, cut,
+		         w->nevents, modes[mode], rseed);
 	g_nmsgs = 0;
-	CHECK_RET(arb_memdev_crash_image(w->dev, cut, rseed, &dev), 0);
+	dev = crash_image(w, cut, mode, rseed);
 	CHECK_RET(open_fs(dev, &fs), 0);
 	gen = fs_gen(fs, &fallback);
 	CHECK(fallback == 0, "open fell back from generation %" PRIu64 " to %" PRIu64, fallback,
@@ -665,6 +825,8 @@ static void crash_state(const struct workload *w, size_t cut, uint64_t rseed,
 	m = expected_model(w, cut, gen, st);
 	verify_model(fs, w, m);
 	check_clean(fs);
+	if (mode == CRASH_ORDERED || (rseed >> 1) % 4 == 0)
+		verify_ring(w, dev, m);
 	continue_after(w, dev, fs, m, mix64(cut * 31 + rseed));
 	arb_dev_close(dev);
 	st->states++;
@@ -688,7 +850,7 @@ static void test_crash_every_cut(void **state)
 
 	(void)state;
 	for (size_t cut = 0; cut <= w->nevents; cut++)
-		crash_state(w, cut, 0, &st);
+		crash_state(w, cut, CRASH_ORDERED, 0, &st);
 	report("every cut", &st, t0);
 	assert_int_equal(st.states, w->nevents + 1);
 	assert_true(st.durable > 0 && st.inflight > 0);
@@ -735,30 +897,41 @@ static size_t *sample_cuts(const struct workload *w, uint64_t *rng, size_t group
 	return pick;
 }
 
-static void test_crash_reordered(void **state)
+static void crash_sampled(enum crash_mode mode, double base, const char *what)
 {
 	const struct workload *w = workload_get();
 	struct crash_stats st = {0};
-	uint64_t rng = mix64(w->seed ^ 0x7265);
-	double t0 = now_sec(), want = BASE_STATES * test_scale() - (double)(w->nevents + 1);
-	size_t groups, *pick;
+	uint64_t rng = mix64(w->seed ^ (0x7265 + (uint64_t)mode));
+	size_t groups = (size_t)(base * test_scale() / REORDER_GROUP) + 1, *pick;
+	double t0 = now_sec();
 
-	(void)state;
-	if (want < 1000.0 * test_scale())
-		want = 1000.0 * test_scale();
-	groups = (size_t)(want / REORDER_GROUP) + 1;
 	pick = sample_cuts(w, &rng, groups);
 	for (size_t g = 0; g < groups; g++)
 		for (int v = 0; v < REORDER_GROUP; v++)
-			crash_state(w, pick[g], rng_next(&rng) | 1, &st);
+			crash_state(w, pick[g], mode, rng_next(&rng) | 1, &st);
 	free(pick);
-	report("reordered", &st, t0);
+	report(what, &st, t0);
 	assert_int_equal(st.states, groups * REORDER_GROUP);
+}
+
+/* Cuts with unflushed writes pending: a random subset lands, in any order. */
+static void test_crash_reordered(void **state)
+{
+	(void)state;
+	crash_sampled(CRASH_REORDERED, BASE_REORDER, "reordered writes");
+}
+
+/* The same with every 4 KiB sector of the pending writes landing or not. */
+static void test_crash_torn(void **state)
+{
+	(void)state;
+	crash_sampled(CRASH_TORN, BASE_TORN, "torn writes");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
+	torn_free();
 	if (g_work) {
 		arb_dev_close(g_work->dev);
 		free(g_work);
@@ -772,6 +945,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_crash_every_cut),
 	        cmocka_unit_test(test_crash_reordered),
+	        cmocka_unit_test(test_crash_torn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown);
