@@ -149,6 +149,11 @@ static int cmd_engine_format(const struct cmd_struct *cmd, int argc, char **argv
 	int ret;
 
 	parse_format_args(cmd, argc, argv, &fa);
+	if (!fa.size && access(cli_globals.image, F_OK) < 0 && errno == ENOENT) {
+		cli_error("%s does not exist: give its size with -s SIZE to create it",
+		          cli_globals.image);
+		return CLI_EXIT_ERROR;
+	}
 	if (fa.size && prepare_image(cli_globals.image, fa.size) < 0)
 		return CLI_EXIT_ERROR;
 	fa.opts.size = fa.size;

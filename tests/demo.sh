@@ -5,7 +5,8 @@
 # Usage: tests/demo.sh PATH/TO/arbor
 # Formats an image, fills a tree with 20000 random items, clones it, changes
 # the clone, then shows the trees, the space use, the superblock ring, the
-# start of the root tree, and runs a full check.  Exits non-zero on failure.
+# start of the root and space trees, and runs a full check.  Exits non-zero
+# on failure.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
@@ -75,7 +76,11 @@ step "9. the root tree (first 40 lines)"
 run inspect dump-tree 1 >"$work/dump"
 head -n 40 "$work/dump"
 
-step "10. full check: every node, every reference count"
+step "10. the space tree: a 2-bit reference count per sector"
+run inspect dump-tree space >"$work/dump"
+head -n 20 "$work/dump"
+
+step "11. full check: every node, every reference count"
 run engine check
 
 step "demo finished: all steps succeeded"
