@@ -53,6 +53,7 @@ struct mstate {
 	uint32_t max_item;
 	uint64_t next_commit, next_reopen, next_check;
 	uint64_t commits, reopens, old_opens;
+	uint64_t cursor, wraps; /* allocation cursor of the last commit */
 };
 
 static uint64_t next_version(struct mstate *s)
@@ -69,10 +70,11 @@ static void model_setup(struct mstate *s, uint64_t seed)
 
 	memset(s, 0, sizeof(*s));
 	tu_rng_init(&s->rng, seed);
+	/* small enough for the allocation cursor to wrap around several times */
 	if (nodesize == 4096)
-		mib = tu_rng_range(&s->rng, 16, 48);
+		mib = tu_rng_range(&s->rng, 16, 32);
 	else
-		mib = tu_rng_range(&s->rng, 80, 128);
+		mib = tu_rng_range(&s->rng, 48, 80);
 	tu_fs_create(&s->t, mib << 20, nodesize);
 	if (tu_rng_pct(&s->rng, 25)) {
 		s->t.cache_bytes = 32 * (size_t)nodesize;
@@ -105,11 +107,16 @@ static void remember_generation(struct mstate *s, uint64_t gen)
 
 static void commit_all(struct mstate *s)
 {
+	uint64_t cursor;
+
 	tu_commit(s->t.fs);
 	for (unsigned i = 0; i < s->nr_trees; i++)
 		tu_model_copy(&s->tree[i].committed, &s->tree[i].cur);
 	remember_generation(s, generation(s->t.fs));
 	s->commits++;
+	cursor = tu_alloc_cursor(s->t.dev, generation(s->t.fs));
+	s->wraps += cursor < s->cursor;
+	s->cursor = cursor;
 }
 
 static void free_ring(struct mstate *s)
@@ -334,12 +341,20 @@ static void run_seed(uint64_t seed)
 		one_op(s);
 		schedule(s, op);
 	}
-	tu_ctx_op(ops);
+	/* make sure this seed saw the allocator wrap around at least once */
+	for (uint64_t op = ops; s->wraps == 0 && op < ops + 100000; op++) {
+		tu_ctx_op(op);
+		one_op(s);
+		if (op % 300 == 0)
+			commit_all(s);
+	}
+	tu_ctx_op(UINT64_MAX);
 	commit_all(s);
 	reopen(s);
 	TU_ASSERT(s->commits > ops / 1000 && s->reopens >= ops / 10000,
 	          "%" PRIu64 " commits, %" PRIu64 " reopens", s->commits, s->reopens);
 	TU_ASSERT(s->old_opens > 0 || ops < 20000, "no older generation was opened");
+	TU_ASSERT(s->wraps > 0, "the allocator never wrapped around");
 	drop_everything(s, &base);
 	free_ring(s);
 	tu_fs_destroy(&s->t);

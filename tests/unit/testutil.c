@@ -4,6 +4,9 @@
  */
 #include "testutil.h"
 
+#include "arbor/super.h"
+
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -459,6 +462,18 @@ void tu_drain(struct arb_fs *fs, uint64_t scratch_id)
 	}
 	TU_FAIL("frees never settle: deferred or quarantined sectors still change after 1000 "
 	        "commits");
+}
+
+uint64_t tu_alloc_cursor(struct arb_dev *dev, uint64_t gen)
+{
+	struct arb_super_slot slots[ARB_SUPER_COPIES * ARB_SUPER_SLOTS];
+	int n = arb_super_read_all(dev, slots, (int)(sizeof(slots) / sizeof(slots[0])));
+
+	TU_ASSERT(n > 0, "arb_super_read_all: %s", tu_strerr(n));
+	for (int i = 0; i < n; i++)
+		if (slots[i].status == ARB_SLOT_VALID && le64toh(slots[i].sb.generation) == gen)
+			return le64toh(slots[i].sb.alloc_cursor);
+	TU_FAIL("no valid superblock slot of generation %" PRIu64, gen);
 }
 
 uint64_t tu_used_sectors(const struct arb_fs *fs)

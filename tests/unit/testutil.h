@@ -176,6 +176,9 @@ void tu_commit_churn(struct arb_fs *fs, uint64_t scratch_id, unsigned n);
  */
 void tu_drain(struct arb_fs *fs, uint64_t scratch_id);
 
+/* The allocation cursor that commit gen recorded in its superblock slot. */
+uint64_t tu_alloc_cursor(struct arb_dev *dev, uint64_t gen);
+
 uint64_t tu_used_sectors(const struct arb_fs *fs);
 /* used_sectors - deferred_sectors: what the trees themselves hold. */
 uint64_t tu_live_sectors(const struct arb_fs *fs);
