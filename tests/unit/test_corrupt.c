@@ -132,6 +132,18 @@ static void dump_engine_msgs(void)
 		CHECK(r_ == (want), "%s returned %d, expected %d", #expr, r_, (int)(want));        \
 	} while (0)
 
+/* A new failure context; forgets the engine messages of the last one. */
+static void set_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_ctx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
+	va_end(ap);
+	g_nmsgs = 0;
+}
+
 static void msg_capture(void *ctx, enum arb_msg_level level, const char *text)
 {
 	(void)ctx;
@@ -427,7 +439,7 @@ static struct cstate *state_get(void)
 	CHECK(s != NULL, "out of memory");
 	s->seed = test_seed();
 	rng = s->seed;
-	snprintf(g_ctx, sizeof(g_ctx), "build seed=%" PRIu64, s->seed);
+	set_ctx("build seed=%" PRIu64, s->seed);
 	CHECK_RET(arb_memdev_create(DEV_SIZE, &dev), 0);
 	format_dev(dev, s->seed);
 	CHECK_RET(open_fs(dev, 0, &fs), 0);
@@ -722,9 +734,8 @@ static void corrupt_once(const struct cstate *s, uint64_t iseed, struct cstats *
 		pick_super(s, &rng, &d);
 	else
 		pick_node(s, &rng, &d);
-	snprintf(g_ctx, sizeof(g_ctx), "ARBOR_TEST_SEED=%" PRIu64 " iteration seed %" PRIu64 ": %s",
-	         s->seed, iseed, d.desc);
-	g_nmsgs = 0;
+	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " iteration seed %" PRIu64 ": %s", s->seed, iseed,
+	        d.desc);
 	CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
 	apply_damage(s, arb_memdev_data(dev), &d, &rng);
 	hits_newest =
@@ -768,9 +779,8 @@ static void test_ring_intact(void **state)
 		struct arb_fs *fs = NULL;
 		struct arb_fs_info info;
 
-		snprintf(g_ctx, sizeof(g_ctx),
-		         "ARBOR_TEST_SEED=%" PRIu64 " intact generation %" PRIu64, s->seed,
-		         s->gens[i].gen);
+		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " intact generation %" PRIu64, s->seed,
+		        s->gens[i].gen);
 		CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
 		CHECK_RET(open_fs(dev, i == s->ngens - 1 ? 0 : s->gens[i].gen, &fs), 0);
 		arb_fs_info(fs, &info);
@@ -828,8 +838,7 @@ static void test_all_supers_damaged(void **state)
 		struct arb_fs *fs = NULL;
 		int ret;
 
-		snprintf(g_ctx, sizeof(g_ctx), "ARBOR_TEST_SEED=%" PRIu64 " all superblocks %s",
-		         s->seed, hows[how]);
+		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " all superblocks %s", s->seed, hows[how]);
 		ret = open_with_supers_damaged(s, how, 0, &dev, &fs);
 		CHECK(is_errno(ret), "arb_open returned %d", ret);
 		arb_dev_close(dev);
@@ -846,8 +855,7 @@ static void test_one_old_super_left(void **state)
 	struct arb_fs_info info;
 
 	(void)state;
-	snprintf(g_ctx, sizeof(g_ctx),
-	         "ARBOR_TEST_SEED=%" PRIu64 " only the slot of %" PRIu64 " left", s->seed, m->gen);
+	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " only the slot of %" PRIu64 " left", s->seed, m->gen);
 	CHECK_RET(open_with_supers_damaged(s, 0, m->gen, &dev, &fs), 0);
 	arb_fs_info(fs, &info);
 	CHECK(info.generation == m->gen, "opened generation %" PRIu64, info.generation);
@@ -866,8 +874,8 @@ static void root_damaged(const struct cstate *s, uint64_t bytenr, const char *wh
 	struct arb_fs_info info;
 	uint8_t *img;
 
-	snprintf(g_ctx, sizeof(g_ctx), "ARBOR_TEST_SEED=%" PRIu64 " newest %s root %" PRIu64 " %s",
-	         s->seed, what, bytenr, how ? "zeroed" : "one bit flipped");
+	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " newest %s root %" PRIu64 " %s", s->seed, what, bytenr,
+	        how ? "zeroed" : "one bit flipped");
 	CHECK(!has_node(prev, bytenr), "test premise: the root is new in the newest generation");
 	CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
 	img = arb_memdev_data(dev) + bytenr;

@@ -128,6 +128,18 @@ static void ctx_pop(size_t len)
 	g_ctx[len] = 0;
 }
 
+/* A new failure context; forgets the engine messages of the last one. */
+static void set_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_ctx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
+	va_end(ap);
+	g_nmsgs = 0;
+}
+
 static void msg_capture(void *ctx, enum arb_msg_level level, const char *text)
 {
 	(void)ctx;
@@ -613,7 +625,7 @@ static struct workload *workload_get(void)
 	CHECK(w != NULL, "out of memory");
 	w->seed = test_seed();
 	rng = w->seed;
-	snprintf(g_ctx, sizeof(g_ctx), "workload seed=%" PRIu64, w->seed);
+	set_ctx("workload seed=%" PRIu64, w->seed);
 	CHECK_RET(arb_memdev_create(DEV_SIZE, &w->dev), 0);
 	format_dev(w->dev, w->seed);
 	CHECK_RET(open_fs(w->dev, &fs), 0);
@@ -809,14 +821,11 @@ static void crash_state(const struct workload *w, size_t cut, enum crash_mode mo
 	uint64_t gen, fallback;
 
 	if (mode == CRASH_ORDERED)
-		snprintf(g_ctx, sizeof(g_ctx),
-		         "ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu in order", w->seed, cut,
-		         w->nevents);
+		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu in order", w->seed, cut,
+		        w->nevents);
 	else
-		snprintf(g_ctx, sizeof(g_ctx),
-		         "ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu %s%" PRIu64, w->seed, cut,
-		         w->nevents, modes[mode], rseed);
-	g_nmsgs = 0;
+		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " cut=%zu of %zu %s%" PRIu64, w->seed, cut,
+		        w->nevents, modes[mode], rseed);
 	dev = crash_image(w, cut, mode, rseed);
 	CHECK_RET(open_fs(dev, &fs), 0);
 	gen = fs_gen(fs, &fallback);
