@@ -18,6 +18,7 @@
  *
  *   btree_bench [--ops N] [--rounds R] [--engine arbor|lmdb|both]
  *               [--dir DIR] [--nodesize BYTES] [--cache-mb MB] [--seed S]
+ *               [--image-gib G]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +43,6 @@
 #define KEY_LEN 16
 #define VAL_LEN 100
 #define TXN_OPS 1000
-#define IMAGE_SIZE (4ull << 30)
 #define MAX_ROUNDS 99
 
 enum phase { PH_INSERT, PH_LOOKUP, PH_DELETE, PH_SPACE, PH_WINSERT, PH_WDELETE, NPHASES };
@@ -61,6 +61,7 @@ struct opts {
 	uint32_t nodesize;
 	size_t cache_mb;
 	uint64_t seed;
+	uint64_t image_gib;
 };
 
 struct workset {
@@ -71,9 +72,31 @@ struct workset {
 
 /* ---- helpers --------------------------------------------------------------- */
 
+/* Files of the running round, removed at exit even when a phase fails. */
+static char g_files[3][PATH_MAX + 8];
+
+static void remove_files(void)
+{
+	for (int i = 0; i < 3; i++)
+		if (g_files[i][0])
+			unlink(g_files[i]);
+}
+
+static void own_file(int slot, const char *path)
+{
+	snprintf(g_files[slot], sizeof(g_files[slot]), "%s", path);
+}
+
 static void die(const char *what, int err)
 {
 	fprintf(stderr, "btree_bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static void die_at(const char *what, size_t op, int err)
+{
+	fprintf(stderr, "btree_bench: %s, operation %zu of the phase: %s\n", what, op,
+	        strerror(err < 0 ? -err : err));
 	exit(1);
 }
 
@@ -252,7 +275,8 @@ static void arbor_setup(struct arbor *a, const struct opts *o, int round)
 	fd = open(a->path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
 	if (fd < 0)
 		die(a->path, errno);
-	if (ftruncate(fd, (off_t)IMAGE_SIZE) < 0)
+	own_file(0, a->path);
+	if (ftruncate(fd, (off_t)(o->image_gib << 30)) < 0)
 		die("ftruncate", errno);
 	close(fd);
 	ret = arb_dev_open_file(a->path, ARB_DEV_EXCL, &a->dev);
@@ -292,7 +316,7 @@ static void arbor_insert(struct arbor *a, const struct workset *ws)
 		value_of(k, val);
 		ret = arb_insert(a->tree, &ak, val, VAL_LEN);
 		if (ret < 0)
-			die("arb_insert", ret);
+			die_at("arb_insert", i, ret);
 		if ((i + 1) % TXN_OPS == 0)
 			arbor_commit(a);
 	}
@@ -326,7 +350,7 @@ static void arbor_delete(struct arbor *a, const struct workset *ws)
 		arbor_key(ws->keys[ws->order[2][i]], &ak);
 		ret = arb_delete(a->tree, &ak);
 		if (ret < 0)
-			die("arb_delete", ret);
+			die_at("arb_delete", i, ret);
 		if ((i + 1) % TXN_OPS == 0)
 			arbor_commit(a);
 	}
@@ -465,6 +489,8 @@ static void run_lmdb(const struct opts *o, const struct workset *ws, int round, 
 	snprintf(l.path, sizeof(l.path), "%s/lmdb-bench-%d-%d.mdb", o->dir, (int)getpid(), round);
 	snprintf(l.lock, sizeof(l.lock), "%s-lock", l.path);
 	l.mapsize = ws->n * 2048 < (256u << 20) ? (256u << 20) : ws->n * 2048;
+	own_file(1, l.path);
+	own_file(2, l.lock);
 	lmdb_open(&l);
 	w = mib_written();
 	t = now_sec();
@@ -494,9 +520,11 @@ static void usage(int code)
 	fprintf(code ? stderr : stdout,
 	        "usage: btree_bench [--ops N] [--rounds R] [--engine arbor|lmdb|both]\n"
 	        "                   [--dir DIR] [--nodesize BYTES] [--cache-mb MB] [--seed S]\n"
+	        "                   [--image-gib G]\n"
 	        "  random insert, lookup (after reopen) and delete of N 16-byte keys with\n"
 	        "  100-byte values, a durable commit every %d operations, Arbor vs LMDB.\n"
-	        "  Defaults: --ops 1000000 --rounds 3 --engine both --dir /var/tmp\n",
+	        "  Defaults: --ops 1000000 --rounds 3 --engine both --dir /var/tmp\n"
+	        "  --image-gib 4 (Arbor's sparse image file)\n",
 	        TXN_OPS);
 	exit(code);
 }
@@ -533,13 +561,14 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	        {"nodesize", required_argument, NULL, 'b'},
 	        {"cache-mb", required_argument, NULL, 'c'},
 	        {"seed", required_argument, NULL, 's'},
+	        {"image-gib", required_argument, NULL, 'g'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*o = (struct opts){1000000, 3, {true, true}, "/var/tmp", 0, 0, 42};
-	while ((c = getopt_long(argc, argv, "n:r:e:d:b:c:s:h", lo, NULL)) != -1) {
+	*o = (struct opts){1000000, 3, {true, true}, "/var/tmp", 0, 0, 42, 4};
+	while ((c = getopt_long(argc, argv, "n:r:e:d:b:c:s:g:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->ops = parse_num(optarg);
@@ -562,6 +591,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 's':
 			o->seed = parse_num(optarg);
 			break;
+		case 'g':
+			o->image_gib = parse_num(optarg);
+			break;
 		case 'h':
 			usage(0);
 			break;
@@ -570,7 +602,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc || o->ops == 0 || o->ops > UINT32_MAX || o->rounds < 1 ||
-	    o->rounds > MAX_ROUNDS)
+	    o->rounds > MAX_ROUNDS || o->image_gib == 0 || o->image_gib > (1u << 20))
 		usage(2);
 }
 
@@ -631,6 +663,7 @@ int main(int argc, char **argv)
 	struct opts o;
 
 	parse_opts(argc, argv, &o);
+	atexit(remove_files);
 	workset_init(&ws, o.ops, o.seed);
 	for (int r = 0; r < o.rounds; r++) {
 		for (int i = 0; i < NENGINES; i++) {
