@@ -7,8 +7,9 @@
 #   run-btree-bench.sh [BINARY [btree_bench options...]]
 #
 # BINARY defaults to bench/btree_bench.  Without options it runs the full
-# benchmark (10^6 keys, 3 rounds, both engines) in $ARBOR_BENCH_DIR or
-# /var/tmp; ARBOR_BENCH_OPS and ARBOR_BENCH_ROUNDS override the sizes.
+# benchmark (10^6 keys, 3 rounds, both engines); ARBOR_BENCH_OPS and
+# ARBOR_BENCH_ROUNDS override the sizes.  Files go to $ARBOR_BENCH_DIR
+# (default /var/tmp) unless --dir is given.
 set -eu
 
 bin=${1:-bench/btree_bench}
@@ -25,10 +26,11 @@ if [ ! -d "$dir" ] || [ ! -w "$dir" ]; then
 	exit 1
 fi
 
+# options given on the command line come last and win
 if [ $# -eq 0 ]; then
-	set -- --ops "${ARBOR_BENCH_OPS:-1000000}" --rounds "${ARBOR_BENCH_ROUNDS:-3}" \
-		--engine both --dir "$dir"
+	set -- --ops "${ARBOR_BENCH_OPS:-1000000}" --rounds "${ARBOR_BENCH_ROUNDS:-3}" --engine both
 fi
+set -- --dir "$dir" "$@"
 
-echo "# $(uname -srm), $(nproc 2>/dev/null || echo '?') CPUs; files in $dir"
+echo "# $(uname -srm), $(nproc 2>/dev/null || echo "?") CPUs"
 exec "$bin" "$@"
