@@ -215,47 +215,79 @@ static int commit_pending_frees(struct arb_fs *fs, bool *progress)
 	return err;
 }
 
-/* Move frees carried over in DEFER items into this commit's freed[]. */
-static int drain_defer_items(struct arb_fs *fs, bool *progress)
+struct defer_rec {
+	uint64_t gen, bytenr, nsectors;
+};
+
+static int collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct defer_rec **ret_recs,
+                               size_t *ret_n)
 {
 	struct arb_key start = {1, ARB_SM_DEFER_KEY, 0}, k;
-	struct arb_extent recs[ARB_SUPER_FREED_MAX];
-	uint64_t gens[ARB_SUPER_FREED_MAX];
-	uint32_t room = ARB_SUPER_FREED_MAX - fs->nfreed, n = 0;
+	struct defer_rec *recs = NULL;
+	size_t n = 0, cap = 0;
 	struct arb_iter *it;
 	const void *data;
 	uint32_t len;
-	int ret;
+	int ret = arb_iter_open(&fs->space_tree, &start, ARB_ITER_FORWARD, &it);
 
-	if (!fs->sm.defer_item_sectors || room < 2)
-		return 0;
-	ret = arb_iter_open(&fs->space_tree, &start, ARB_ITER_FORWARD, &it);
 	if (ret)
 		return ret;
-	/* keep a slot free for the nodes this very drain shadows */
-	while (n + 1 < room && (ret = arb_iter_next(it, &k, &data, &len)) == 1) {
+	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
 		uint64_t cnt;
 
-		if (k.type != ARB_SM_DEFER_KEY || len != 8 || k.objectid >= fs->transid)
+		if (k.objectid > max_gen)
+			break;
+		if (k.type != ARB_SM_DEFER_KEY || len != 8)
 			continue;
+		if (n == cap) {
+			struct defer_rec *r =
+			        realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*r));
+
+			if (!r) {
+				ret = -ENOMEM;
+				break;
+			}
+			recs = r;
+		}
 		memcpy(&cnt, data, 8);
-		gens[n] = k.objectid;
-		recs[n++] = (struct arb_extent){k.offset, le64toh(cnt)};
+		recs[n++] = (struct defer_rec){k.objectid, k.offset, le64toh(cnt)};
 	}
 	arb_iter_close(it);
-	for (uint32_t i = 0; i < n && ret >= 0; i++) {
-		struct arb_key dk = {gens[i], ARB_SM_DEFER_KEY, recs[i].bytenr};
-		bool listed;
-
-		ret = arb_sys_delete(&fs->space_tree, &dk);
-		if (!ret)
-			ret = list_freed(fs, recs[i].bytenr, recs[i].nsectors, &listed);
-		if (!ret && !listed)
-			ret = -EOVERFLOW;
-		fs->sm.defer_item_sectors -= recs[i].nsectors;
-		*progress = true;
+	if (ret < 0) {
+		free(recs);
+		return ret;
 	}
-	return ret < 0 ? ret : 0;
+	*ret_recs = recs;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * Frees that overflowed freed[] of commit F wait in DEFER items, still
+ * counted.  Once F is ARB_DEFER_COMMITS commits old no root in the ring can
+ * reach them, so they become free at once, with no quarantine and no limit
+ * per commit.
+ */
+static int release_defer_items(struct arb_fs *fs)
+{
+	struct defer_rec *recs = NULL;
+	size_t n = 0;
+	int err;
+
+	if (!fs->sm.defer_item_sectors || fs->transid <= ARB_DEFER_COMMITS)
+		return 0;
+	err = collect_defer_items(fs, fs->transid - ARB_DEFER_COMMITS, &recs, &n);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct arb_key dk = {recs[i].gen, ARB_SM_DEFER_KEY, recs[i].bytenr};
+
+		err = arb_sys_delete(&fs->space_tree, &dk);
+		if (!err)
+			err = arb_sm_add(&fs->sm, recs[i].bytenr, recs[i].nsectors, -1);
+		if (!err)
+			fs->sm.defer_item_sectors -= recs[i].nsectors;
+	}
+	free(recs);
+	return err;
 }
 
 static int write_dirty_chunks(struct arb_fs *fs, bool *progress)
@@ -314,26 +346,20 @@ static int write_dirty_overflow(struct arb_fs *fs, bool *progress)
  */
 static int commit_space_map(struct arb_fs *fs)
 {
-	bool drained = false;
+	int err = release_defer_items(fs);
 
-	for (int round = 0; round < 64; round++) {
+	for (int round = 0; round < 64 && !err; round++) {
 		bool progress = false;
-		int err = commit_pending_frees(fs, &progress);
 
-		if (!err && !drained) {
-			err = drain_defer_items(fs, &progress);
-			drained = true;
-		}
+		err = commit_pending_frees(fs, &progress);
 		if (!err)
 			err = write_dirty_chunks(fs, &progress);
 		if (!err)
 			err = write_dirty_overflow(fs, &progress);
-		if (err)
-			return err;
-		if (!progress)
+		if (!err && !progress)
 			return 0;
 	}
-	return arb_fail(fs, -ELOOP, "space map did not converge at commit");
+	return err ? err : arb_fail(fs, -ELOOP, "space map did not converge at commit");
 }
 
 static int cmp_node_addr(const void *a, const void *b)
@@ -463,12 +489,14 @@ static int commit_locked(struct arb_fs *fs)
 	return err;
 }
 
-/* Nothing changed since the last commit? Then a commit would only churn the
- * space tree (releasing deferred frees shadows its nodes, which defers them
- * again), so an idle filesystem writes nothing at all. */
+/* Nothing changed and nothing waits to become free?  Then a commit has
+ * nothing to do, and an idle filesystem writes nothing at all.  While freed
+ * space waits out the ring, a commit with no other change only writes the
+ * superblock slot, and after ARB_DEFER_COMMITS of them all of it is free. */
 static bool txn_is_empty(const struct arb_fs *fs)
 {
-	if (fs->cache.dirty.count || fs->sm.npending || fs->sm.defer_item_sectors)
+	if (fs->cache.dirty.count || fs->sm.npending || fs->sm.defer_item_sectors ||
+	    fs->sm.quarantined)
 		return false;
 	for (const struct arb_tree *t = fs->user_trees; t; t = t->next)
 		if (t->item_dirty)

@@ -30,12 +30,12 @@
  *    then still holds slot F, so mount rebuilds this quarantine from the
  *    freed[] lists of the last ARB_DEFER_COMMITS generations.  Hence every
  *    root still held by a superblock slot stays intact on disk: the roots of
- *    G-1 .. G-4 while commit G is in flight.  A commit that frees more
+ *    G-1 .. G-4 while commit G is in flight.  A commit F that frees more
  *    ranges than freed[] holds keeps the rest counted and lists them as
- *    DEFER items in the space tree; later commits move them into their own
- *    freed[] lists.  (Keeping every free in the space tree instead would
- *    never settle: releasing a free rewrites a space-tree node, which frees
- *    that node again.)
+ *    DEFER items in the space tree; commit G drops the DEFER items with
+ *    F <= G - ARB_DEFER_COMMITS and counts their ranges zero, free at once.
+ *    (Keeping every free in the space tree would never settle: freeing
+ *    rewrites a space-tree node, which frees that node again.)
  *
  * 5. Reference counts (Rodeh, "B-trees, Shadowing, and Clones"): the space
  *    map holds one count per sector.  A node or extent occupying several
@@ -158,7 +158,7 @@
  *    key (0, ARB_SM_OVERFLOW_KEY, bytenr) -> le32 count (>= 3)
  *    key (F, ARB_SM_DEFER_KEY, bytenr) -> le64 nr of sectors freed by
  *        commit F that did not fit in its freed[] list, starting at bytenr;
- *        still counted 1 in the chunk until a later commit lists them.
+ *        still counted 1 in the chunk until commit F + ARB_DEFER_COMMITS.
  *
  *  User trees (id >= ARB_FIRST_USER_TREE): any keys; the filesystem layer
  *  defines them.  They may be cloned, so their nodes are reference counted.

@@ -742,7 +742,9 @@ static void test_idle_commits_release(void **state)
 	tu_commit_n(t.fs, ARB_DEFER_COMMITS + 1);
 	tu_space_get(t.fs, &after);
 	TU_EQ_U64(after.used, base.used);
-	TU_ASSERT((base.free - after.free) * 10 < base.free - peak.free,
+	/* after.free may exceed base.free: base still had the format's frees
+	 * in quarantine */
+	TU_ASSERT(after.free * 10 + (base.free - peak.free) > base.free * 10,
 	          "after deleting everything and %u commits, free_sectors is %" PRIu64
 	          " (quarantined %" PRIu64 "); %" PRIu64 " right after the tree was created, "
 	          "%" PRIu64 " when full",
