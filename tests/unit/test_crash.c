@@ -75,7 +75,8 @@ struct workload {
 	uint64_t ids[MAX_IDS]; /* every tree id the workload ever created */
 	int nids;
 	uint32_t next_ver;
-	int max_level; /* highest root level met */
+	int max_level;         /* highest root level met */
+	uint64_t max_deferred; /* most sectors carried in DEFER items */
 };
 
 struct crash_stats {
@@ -564,6 +565,16 @@ static void record_commit(struct workload *w, struct arb_fs *fs, const struct gm
 	g->ev_end = ev;
 }
 
+/* Rewrite every item of every tree: a commit that frees more extents than
+ * the superblock lists, so frees are carried over in DEFER items. */
+static void rewrite_all(struct arb_fs *fs, struct gmodel *m, uint32_t *ver)
+{
+	for (int i = 0; i < m->ntrees; i++)
+		for (unsigned idx = 0; idx < NKEYS; idx++)
+			if (m->t[i].ver[idx])
+				apply_put(fs, &m->t[i], idx, ++*ver);
+}
+
 static int root_level_cb(void *ctx, const struct arb_node_view *node)
 {
 	int *level = ctx;
@@ -586,6 +597,7 @@ static int max_root_level(struct arb_fs *fs, const struct gmodel *m)
 static void workload_step(struct workload *w, struct arb_fs *fs, uint64_t *rng, int c)
 {
 	struct gmodel cur = w->gens[w->ngens - 1];
+	struct arb_fs_info info;
 	uint64_t id = 0;
 	int level;
 
@@ -600,10 +612,15 @@ static void workload_step(struct workload *w, struct arb_fs *fs, uint64_t *rng, 
 	}
 	if (rng_below(rng, 100) < 12)
 		bulk_ops(fs, &cur, rng, &w->next_ver);
+	if (c % 10 == 5)
+		rewrite_all(fs, &cur, &w->next_ver);
 	random_ops(fs, &cur, rng, &w->next_ver, 10 + (int)rng_below(rng, 150));
 	record_commit(w, fs, &cur);
 	level = max_root_level(fs, &cur);
 	w->max_level = level > w->max_level ? level : w->max_level;
+	arb_fs_info(fs, &info);
+	if (info.deferred_sectors > w->max_deferred)
+		w->max_deferred = info.deferred_sectors;
 	if (c % 8 == 0) {
 		verify_model(fs, w, &w->gens[w->ngens - 1]);
 		check_clean(fs);
@@ -637,9 +654,11 @@ static struct workload *workload_get(void)
 	w->nevents = w->gens[w->ngens - 1].ev_end;
 	arb_close(fs);
 	print_message("# crash workload: seed=%" PRIu64 " commits=%d generations %" PRIu64
-	              "..%" PRIu64 " events=%zu trees ever=%d, root levels up to %d\n",
+	              "..%" PRIu64
+	              " events=%zu trees ever=%d, root levels up to %d, DEFER items up to %" PRIu64
+	              " sectors\n",
 	              w->seed, ncommits, w->gens[0].gen, w->gens[w->ngens - 1].gen, w->nevents,
-	              w->nids, w->max_level);
+	              w->nids, w->max_level, w->max_deferred);
 	g_work = w;
 	return w;
 }
