@@ -828,17 +828,27 @@ static int probe(struct arb_tree *t, const struct arb_key *key, uint32_t *ret_le
 	return ret == 0 ? 1 : ret == -ENOENT ? 0 : ret;
 }
 
+/* Reserve for one edit and shadow the path to key.  Returns 1 with the
+ * path at the item when present, 0 with the path where it would go, or
+ * -ENOENT instead of 0 when the item must exist. */
+static int prepare_edit(struct arb_tree *t, const struct arb_key *key, struct path *p,
+                        bool must_exist)
+{
+	int ret = reserve_for_op(t);
+
+	if (!ret)
+		ret = search_cow(t, key, p);
+	return ret == 0 && must_exist ? -ENOENT : ret;
+}
+
 static int insert_locked(struct arb_tree *t, const struct arb_key *key, const void *data,
                          uint32_t len)
 {
 	struct arb_fs *fs = t->fs;
 	struct path p = {0};
 	struct arb_disk_key dk;
-	int ret = reserve_for_op(t);
+	int ret = prepare_edit(t, key, &p, false);
 
-	if (ret)
-		return ret;
-	ret = search_cow(t, key, &p);
 	if (ret == 1)
 		ret = -EEXIST;
 	if (ret == 0) {
@@ -860,13 +870,8 @@ static int insert_locked(struct arb_tree *t, const struct arb_key *key, const vo
 static int delete_locked(struct arb_tree *t, const struct arb_key *key)
 {
 	struct path p = {0};
-	int ret = reserve_for_op(t);
+	int ret = prepare_edit(t, key, &p, true);
 
-	if (ret)
-		return ret;
-	ret = search_cow(t, key, &p);
-	if (ret == 0)
-		ret = -ENOENT;
 	if (ret == 1) {
 		leaf_delete_at(p.nodes[0]->buf, p.slots[0]);
 		if (p.slots[0] == 0)
@@ -883,13 +888,8 @@ static int update_in_leaf(struct arb_tree *t, const struct arb_key *key, const v
 {
 	struct arb_fs *fs = t->fs;
 	struct path p = {0};
-	int ret = reserve_for_op(t);
+	int ret = prepare_edit(t, key, &p, true);
 
-	if (ret)
-		return ret;
-	ret = search_cow(t, key, &p);
-	if (ret == 0)
-		ret = -ENOENT;
 	if (ret == 1) {
 		uint8_t *buf = p.nodes[0]->buf;
 		uint32_t slot = p.slots[0];

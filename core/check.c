@@ -168,24 +168,14 @@ static int visit_user_trees(struct checker *c)
 static int count_deferred(struct checker *c)
 {
 	struct arb_fs *fs = c->fs;
-	struct arb_key start = {1, ARB_SM_DEFER_KEY, 0}, k;
-	struct arb_iter *it;
-	const void *data;
-	uint32_t len;
-	int ret = arb_iter_open(&fs->space_tree, &start, ARB_ITER_FORWARD, &it);
+	struct arb_defer_rec *recs = NULL;
+	size_t n = 0;
+	int ret = arb_collect_defer_items(fs, UINT64_MAX, &recs, &n);
 
-	if (ret)
-		return ret;
-	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
-		uint64_t cnt;
-
-		if (k.type != ARB_SM_DEFER_KEY || len != 8)
-			continue;
-		memcpy(&cnt, data, 8);
-		if (add_ref(c, k.offset, le64toh(cnt)) == -ENOMEM)
+	for (size_t i = 0; i < n && ret >= 0; i++)
+		if (add_ref(c, recs[i].bytenr, recs[i].nsectors) == -ENOMEM)
 			ret = -ENOMEM;
-	}
-	arb_iter_close(it);
+	free(recs);
 	for (size_t i = 0; i < fs->sm.npending && ret >= 0; i++)
 		if (add_ref(c, fs->sm.pending[i].bytenr, fs->sm.pending[i].nsectors) == -ENOMEM)
 			ret = -ENOMEM;

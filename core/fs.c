@@ -215,15 +215,11 @@ static int commit_pending_frees(struct arb_fs *fs, bool *progress)
 	return err;
 }
 
-struct defer_rec {
-	uint64_t gen, bytenr, nsectors;
-};
-
-static int collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct defer_rec **ret_recs,
-                               size_t *ret_n)
+int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defer_rec **ret_recs,
+                            size_t *ret_n)
 {
 	struct arb_key start = {1, ARB_SM_DEFER_KEY, 0}, k;
-	struct defer_rec *recs = NULL;
+	struct arb_defer_rec *recs = NULL;
 	size_t n = 0, cap = 0;
 	struct arb_iter *it;
 	const void *data;
@@ -240,7 +236,7 @@ static int collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct defer
 		if (k.type != ARB_SM_DEFER_KEY || len != 8)
 			continue;
 		if (n == cap) {
-			struct defer_rec *r =
+			struct arb_defer_rec *r =
 			        realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*r));
 
 			if (!r) {
@@ -250,7 +246,7 @@ static int collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct defer
 			recs = r;
 		}
 		memcpy(&cnt, data, 8);
-		recs[n++] = (struct defer_rec){k.objectid, k.offset, le64toh(cnt)};
+		recs[n++] = (struct arb_defer_rec){k.objectid, k.offset, le64toh(cnt)};
 	}
 	arb_iter_close(it);
 	if (ret < 0) {
@@ -270,13 +266,13 @@ static int collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct defer
  */
 static int release_defer_items(struct arb_fs *fs)
 {
-	struct defer_rec *recs = NULL;
+	struct arb_defer_rec *recs = NULL;
 	size_t n = 0;
 	int err;
 
 	if (!fs->sm.defer_item_sectors || fs->transid <= ARB_DEFER_COMMITS)
 		return 0;
-	err = collect_defer_items(fs, fs->transid - ARB_DEFER_COMMITS, &recs, &n);
+	err = arb_collect_defer_items(fs, fs->transid - ARB_DEFER_COMMITS, &recs, &n);
 	for (size_t i = 0; i < n && !err; i++) {
 		struct arb_key dk = {recs[i].gen, ARB_SM_DEFER_KEY, recs[i].bytenr};
 

@@ -83,6 +83,13 @@ struct arb_fs {
 	struct ventry *vent; /* entries of two nodes being repacked */
 };
 
+/* fs.c: the DEFER items of commits <= max_gen (caller frees *ret_recs) */
+struct arb_defer_rec {
+	uint64_t gen, bytenr, nsectors;
+};
+int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defer_rec **ret_recs,
+                            size_t *ret_n);
+
 /* msg.c */
 void arb_msgf(const struct arb_fs *fs, enum arb_msg_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
