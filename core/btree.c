@@ -235,14 +235,17 @@ static int ref_children(struct arb_tree *t, const uint8_t *buf, int delta)
 		}
 		return 0;
 	}
-	if (!fs->item_ref)
-		return 0;
-	for (uint32_t i = 0; i < n; i++) {
+	/* leaves: data extents their items point to (filesystem layer) */
+	for (uint32_t i = 0; t->shareable && i < n; i++) {
 		struct arb_key k;
+		uint64_t bytenr, nsectors;
 
 		arb_key_from_disk(&leaf_citem(buf, i)->key, &k);
-		int err = fs->item_ref(fs, t->id, &k, buf + NODE_HDR + item_off(buf, i),
-		                       item_size(buf, i), delta);
+		if (!arb_item_extent(&k, buf + NODE_HDR + item_off(buf, i), item_size(buf, i),
+		                     &bytenr, &nsectors))
+			continue;
+		int err = arb_data_ref(fs, bytenr, nsectors, delta);
+
 		if (err)
 			return err;
 	}

@@ -88,8 +88,24 @@ static int check_child_keys(struct checker *c, const uint8_t *parent, uint32_t i
 	return 0;
 }
 
+/* Data extents referenced by the items of a leaf of a filesystem tree. */
+static int count_leaf_extents(struct checker *c, const uint8_t *leaf)
+{
+	for (uint32_t i = 0; i < node_nritems(leaf); i++) {
+		struct arb_key k;
+		uint64_t bytenr, nsectors;
+
+		arb_key_from_disk(&leaf_citem(leaf, i)->key, &k);
+		if (arb_item_extent(&k, leaf + NODE_HDR + item_off(leaf, i), item_size(leaf, i),
+		                    &bytenr, &nsectors) &&
+		    add_ref(c, bytenr, nsectors) == -ENOMEM)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
-                 uint32_t pslot)
+                 uint32_t pslot, bool user)
 {
 	struct arb_fs *fs = c->fs;
 	struct arb_node *n;
@@ -108,12 +124,14 @@ static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, con
 	c->r->nodes++;
 	if (parent && check_child_keys(c, parent, pslot, n->buf))
 		c->r->bad_nodes++;
+	if (user && node_level(n->buf) == 0)
+		err = count_leaf_extents(c, n->buf);
 	for (uint32_t i = 0; node_level(n->buf) > 0 && i < node_nritems(n->buf) && !err; i++) {
 		const struct arb_key_ptr *kp = node_ckptr(n->buf, i);
 		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
 		                     le64toh(kp->csum), (uint8_t)(node_level(n->buf) - 1)};
 
-		err = visit(c, &cp, false, n->buf, i);
+		err = visit(c, &cp, false, n->buf, i, user);
 	}
 	arb_cache_unpin(&fs->cache, n);
 	return err;
@@ -159,7 +177,7 @@ static int visit_user_trees(struct checker *c)
 			continue;
 		}
 		c->r->trees++;
-		ret = visit(c, &t->root, true, NULL, 0);
+		ret = visit(c, &t->root, true, NULL, 0, true);
 	}
 	free(ids);
 	return ret == -ENOMEM ? ret : 0;
@@ -223,9 +241,9 @@ int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 	if (!c.expect)
 		return -ENOMEM;
 	report->trees = 2;
-	err = visit(&c, &fs->root_tree.root, true, NULL, 0);
+	err = visit(&c, &fs->root_tree.root, true, NULL, 0, false);
 	if (!err)
-		err = visit(&c, &fs->space_tree.root, true, NULL, 0);
+		err = visit(&c, &fs->space_tree.root, true, NULL, 0, false);
 	if (!err)
 		err = visit_user_trees(&c);
 	if (!err)

@@ -27,6 +27,7 @@ static void fs_free(struct arb_fs *fs)
 		free(t);
 		t = next;
 	}
+	arb_vfs_free_state(fs);
 	arb_cache_destroy(&fs->cache);
 	arb_sm_destroy(&fs->sm);
 	arb_btree_scratch_free(fs);
@@ -847,11 +848,6 @@ const char *arb_fs_failed_reason(const struct arb_fs *fs)
 	return fs->failed ? fs->failed_reason : NULL;
 }
 
-void arb_set_item_ref_hook(struct arb_fs *fs, arb_item_ref_fn fn)
-{
-	fs->item_ref = fn;
-}
-
 /* ---- trees ------------------------------------------------------------------- */
 
 static struct arb_tree *find_loaded(struct arb_fs *fs, uint64_t id)
@@ -1010,16 +1006,15 @@ int arb_extent_alloc(struct arb_fs *fs, uint64_t nsectors, uint64_t *ret_bytenr)
 	return err ? err : arb_sm_alloc(&fs->sm, nsectors, 1, false, ret_bytenr);
 }
 
-int arb_extent_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta)
+int arb_data_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta)
 {
-	int err = arb_check_mutable(fs);
+	int err = 0;
 
-	if (err)
-		return err;
 	if (!arb_sm_valid_range(&fs->sm, bytenr, nsectors) || (delta != 1 && delta != -1))
-		return -EINVAL;
+		return -EUCLEAN;
 	if (delta > 0)
 		return arb_sm_add(&fs->sm, bytenr, nsectors, 1);
+	/* the last reference: the sectors wait out the ring (invariant 4) */
 	for (uint64_t s = 0; s < nsectors && !err; s++) {
 		uint64_t b = bytenr + s * fs->sectorsize;
 		uint32_t c = arb_sm_get(&fs->sm, b);
@@ -1031,6 +1026,18 @@ int arb_extent_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int de
 		else
 			err = arb_sm_defer(&fs->sm, b, 1);
 	}
+	return err;
+}
+
+int arb_extent_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta)
+{
+	int err = arb_check_mutable(fs);
+
+	if (err)
+		return err;
+	if (!arb_sm_valid_range(&fs->sm, bytenr, nsectors) || (delta != 1 && delta != -1))
+		return -EINVAL;
+	err = arb_data_ref(fs, bytenr, nsectors, delta);
 	return err ? arb_fail(fs, err, "extent reference update failed") : 0;
 }
 

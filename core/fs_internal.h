@@ -75,12 +75,12 @@ struct arb_fs {
 	struct arb_tree space_tree;
 	struct arb_tree *user_trees; /* handles loaded so far */
 
-	arb_item_ref_fn item_ref;
 	arb_msg_fn msg;
 	void *msg_ctx;
 
-	uint8_t *scratch;    /* 2 * nodesize, for repacking nodes */
-	struct ventry *vent; /* entries of two nodes being repacked */
+	struct vfs_state *vfs; /* filesystem layer: open counts */
+	uint8_t *scratch;      /* 2 * nodesize, for repacking nodes */
+	struct ventry *vent;   /* entries of two nodes being repacked */
 };
 
 /* fs.c: the DEFER items of commits <= max_gen (caller frees *ret_recs) */
@@ -90,6 +90,18 @@ struct arb_defer_rec {
 int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defer_rec **ret_recs,
                             size_t *ret_n);
 
+/* One reference more or less on data sectors; the last one defers. */
+int arb_data_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta);
+/* file.c: the data extent a leaf item references, if any (1, or 0). */
+int arb_item_extent(const struct arb_key *key, const void *data, uint32_t len, uint64_t *ret_bytenr,
+                    uint64_t *ret_nsectors);
+
+/* Generation of the running transaction (written by the next commit). */
+static inline uint64_t arb_generation_running(const struct arb_fs *fs)
+{
+	return fs->transid;
+}
+
 /* msg.c */
 void arb_msgf(const struct arb_fs *fs, enum arb_msg_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -98,6 +110,10 @@ int arb_fail(struct arb_fs *fs, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 struct ventry;
+struct vfs_state;
+
+/* inode.c: the filesystem layer's per-open state */
+void arb_vfs_free_state(struct arb_fs *fs);
 
 /* btree.c: internals used by fs.c and check.c */
 int arb_btree_scratch_init(struct arb_fs *fs);

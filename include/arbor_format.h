@@ -163,6 +163,50 @@
  *  User trees (id >= ARB_FIRST_USER_TREE): any keys; the filesystem layer
  *  defines them.  They may be cloned, so their nodes are reference counted.
  *  The root and space trees are never shared.
+ *
+ *  Root tree, filesystem items:
+ *    key (ARB_DEFAULT_SUBVOL_OBJ, ARB_DEFAULT_SUBVOL_KEY, 0) -> le64 id of
+ *        the subvolume mounted by default (the top-level one from mkfs)
+ *
+ * ===================================================================== *
+ *  FILESYSTEM TREES (one user tree per subvolume)
+ * ===================================================================== *
+ *
+ *  A subvolume is a user tree.  Its objects are numbered locally from
+ *  ARB_FIRST_INO (the root directory); the number a user sees is
+ *  ((tree id - ARB_FIRST_USER_TREE + 1) << ARB_SUBVOL_SHIFT) | local, so
+ *  numbers are unique across every subvolume of the filesystem.
+ *  Names are at most ARB_NAME_MAX bytes, without '/' or NUL.  hash(x) is
+ *  arb_name_hash(seed, x): x read as little-endian 64-bit words (the last
+ *  one zero-padded), h = seed ^ (len * K); for each word w:
+ *  h = mix(h ^ w), with mix the splitmix64 finalizer and K = 0x9E3779B97F4A7C15;
+ *  the result is mix(h).  The seed is the superblock's hash_seed, plus the
+ *  parent's number times K for INODE_REF.
+ *
+ *  KEY                                   VALUE
+ *  (ARB_SUBVOL_INFO_OBJ, SUBVOL_INFO, 0) struct arb_subvol_info
+ *  (ARB_ORPHAN_OBJ, ORPHAN, ino)         empty: ino has no name and is freed
+ *                                        when released, or at the next open
+ *  (ino, INODE_ITEM, 0)                  struct arb_inode_item
+ *  (ino, INODE_REF, hash(parent,name))   struct arb_inode_ref + name, one per
+ *                                        link (colliding links chained)
+ *  (ino, XATTR_ITEM, hash(name))         struct arb_xattr + name + value
+ *                                        (colliding names chained)
+ *  (dir, DIR_ITEM, hash(name))           struct arb_dir_entry + name
+ *                                        (colliding names chained)
+ *  (dir, DIR_INDEX, index)               struct arb_dir_entry + name; index
+ *                                        increases per directory and is the
+ *                                        readdir cookie
+ *  (ino, EXTENT_DATA, file offset)       struct arb_file_extent, then for
+ *                                        INLINE the bytes, for REG one le32
+ *                                        crc32c per sector (PREALLOC: none)
+ *
+ *  Data extents: a REG or PREALLOC item references exactly the sectors
+ *  [disk_bytenr, disk_bytenr + num_bytes) and holds one count on each (so
+ *  overwriting the middle of an extent frees the middle at once: no
+ *  "bookends").  PREALLOC sectors read as zeros; their checksums are not
+ *  checked.  A missing range is a hole.  Inline data is used only for a
+ *  file whose whole content fits in one item at offset 0.
  */
 #ifndef ARBOR_FORMAT_H
 #define ARBOR_FORMAT_H
@@ -339,5 +383,97 @@ static inline uint32_t arb_sm_chunk_sectors(uint32_t nodesize)
 {
 	return nodesize / 2;
 }
+
+/* ===================================================================== */
+/* Filesystem layer                                                        */
+/* ===================================================================== */
+
+#define ARB_NAME_MAX 255u
+#define ARB_FIRST_INO 256ull /* the root directory of every subvolume */
+#define ARB_SUBVOL_SHIFT 40u
+#define ARB_MAX_FILE_SIZE (1ull << 52) /* 4 PiB: offsets stay far from overflow */
+
+/* filesystem key types (1..127) */
+#define ARB_INODE_ITEM_KEY 1u
+#define ARB_INODE_REF_KEY 12u
+#define ARB_XATTR_ITEM_KEY 24u
+#define ARB_ORPHAN_KEY 48u
+#define ARB_DIR_ITEM_KEY 84u
+#define ARB_DIR_INDEX_KEY 96u
+#define ARB_EXTENT_DATA_KEY 108u
+#define ARB_SUBVOL_INFO_KEY 120u
+#define ARB_DEFAULT_SUBVOL_KEY 121u
+
+/* objectids below ARB_FIRST_INO in a subvolume tree */
+#define ARB_SUBVOL_INFO_OBJ 1ull
+#define ARB_ORPHAN_OBJ 2ull
+/* objectid of the default-subvolume item in the root tree */
+#define ARB_DEFAULT_SUBVOL_OBJ 3ull
+
+struct arb_timespec {
+	uint64_t sec;
+	uint32_t nsec;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_timespec) == 12, "timespec is 12 bytes");
+
+struct arb_inode_item {
+	uint64_t generation; /* commit that created the inode */
+	uint64_t size;
+	uint64_t nbytes; /* bytes of data extents and inline data */
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t mode; /* st_mode: type and permission bits */
+	uint64_t rdev;
+	uint64_t flags;
+	uint64_t next_index; /* directories: next DIR_INDEX */
+	uint64_t sequence;   /* bumped by every change (NFS change attribute) */
+	struct arb_timespec atime, mtime, ctime, otime;
+	uint8_t reserved[40];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_inode_item) == 160, "inode item is 160 bytes");
+
+/* An INODE_REF / DIR_ITEM / DIR_INDEX item is a sequence of records, each
+ * followed by name_len bytes of name (DIR_INDEX and INODE_REF items hold
+ * one; hashed items more only on a hash collision). */
+struct arb_inode_ref {
+	uint64_t parent;
+	uint64_t index;
+	uint16_t name_len;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_inode_ref) == 18, "inode ref is 18 bytes");
+
+struct arb_dir_entry {
+	uint64_t ino; /* local number */
+	uint64_t index;
+	uint8_t type; /* DT_* of the target */
+	uint16_t name_len;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_dir_entry) == 19, "dir entry is 19 bytes");
+
+struct arb_xattr {
+	uint16_t name_len;
+	uint16_t value_len;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_xattr) == 4, "xattr header is 4 bytes");
+
+#define ARB_EXTENT_INLINE 0u
+#define ARB_EXTENT_REG 1u
+#define ARB_EXTENT_PREALLOC 2u
+
+struct arb_file_extent {
+	uint64_t generation;
+	uint64_t num_bytes; /* logical bytes covered; sector multiple except inline */
+	uint64_t disk_bytenr; /* REG/PREALLOC: first sector referenced */
+	uint8_t type;
+	uint8_t reserved[7];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_file_extent) == 32, "file extent is 32 bytes");
+
+struct arb_subvol_info {
+	uint64_t next_ino;
+	uint64_t reserved[7];
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_subvol_info) == 64, "subvolume info is 64 bytes");
 
 #endif /* ARBOR_FORMAT_H */

@@ -89,15 +89,6 @@ int arb_tree_drop(struct arb_fs *fs, uint64_t id);
  * tree is dropped or fs closed. -ENOENT if no such tree. */
 int arb_tree_get(struct arb_fs *fs, uint64_t id, struct arb_tree **ret_tree);
 
-/*
- * Reference hook for leaf items that point at data extents (filesystem
- * layer).  Called with delta +1 for every item of a shared leaf when it is
- * shadowed, and -1 for every item of a leaf whose count reaches zero.
- */
-typedef int (*arb_item_ref_fn)(struct arb_fs *fs, uint64_t tree_id, const void *key,
-                               const void *data, uint32_t len, int delta);
-void arb_set_item_ref_hook(struct arb_fs *fs, arb_item_ref_fn fn);
-
 /* Reference counts of extents (for the filesystem layer and tests). */
 int arb_extent_alloc(struct arb_fs *fs, uint64_t nsectors, uint64_t *ret_bytenr);
 int arb_extent_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta);

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfs_internal.h - shared pieces of the filesystem layer (inode.c, dir.c,
+ * file.c, xattr.c).  Not installed.
+ */
+#ifndef ARBOR_VFS_INTERNAL_H
+#define ARBOR_VFS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arbor/btree.h"
+#include "arbor/vfs.h"
+#include "fs_internal.h"
+
+/* Host-endian working copy of an inode item. */
+struct vnode {
+	struct arb_tree *t;
+	uint64_t local;
+	arb_ino_t ino;
+	uint64_t generation, size, nbytes;
+	uint32_t nlink, uid, gid, mode;
+	uint64_t rdev, flags, next_index, sequence;
+	struct timespec atime, mtime, ctime, otime;
+};
+
+/* inode.c */
+int vnode_get(struct arb_fs *fs, arb_ino_t ino, struct vnode *v);
+int vnode_put(struct vnode *v);
+int vnode_new(struct arb_fs *fs, struct arb_tree *t, uint32_t mode, uint64_t rdev,
+              const struct arb_cred *cred, const struct vnode *parent, struct vnode *v);
+/* Drop the last link: free now, or park on the orphan list while open. */
+int vnode_unlinked(struct vnode *v);
+void vnode_touch(struct vnode *v, bool mtime);
+void vnode_stat(const struct vnode *v, struct arb_stat *st);
+struct timespec vfs_now(void);
+int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret);
+bool vnode_is_dir(const struct vnode *v);
+
+/* dir.c */
+uint64_t arb_name_hash(uint64_t seed, const void *name, size_t len);
+int vfs_check_name(const char *name, size_t *ret_len);
+
+/* Items holding a chain of named records (hash collisions): directory
+ * entries, back-references, xattrs. */
+enum rec_kind { REC_DIRENT, REC_IREF, REC_XATTR };
+long rec_find(enum rec_kind kind, const uint8_t *data, uint32_t len, const char *name, size_t nlen,
+              uint64_t parent);
+/* The item's data in a malloc'ed buffer of arb_max_item_size bytes. */
+int hitem_read(struct arb_tree *t, const struct arb_key *key, uint8_t **ret_buf, uint32_t *ret_len);
+int hitem_add(struct arb_tree *t, const struct arb_key *key, const void *rec, uint32_t rlen);
+int hitem_remove(struct arb_tree *t, const struct arb_key *key, enum rec_kind kind,
+                 const char *name, size_t nlen, uint64_t parent);
+
+/* file.c */
+int file_truncate(struct vnode *v, uint64_t size);
+/* Remove every extent of an inode (freeing it). */
+int file_drop_all(struct vnode *v);
+int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len);
+int file_read(struct vnode *v, uint64_t off, void *buf, size_t len, size_t *ret_read);
+
+/* Delete every item whose objectid is local (an inode being freed). */
+int vfs_delete_items(struct arb_tree *t, uint64_t local);
+
+#endif

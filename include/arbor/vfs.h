@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfs.h - the filesystem layer: inodes, directories, files, symlinks,
+ * special files and extended attributes on top of the engine, in the
+ * spirit of FUSE's low-level API (every call names inodes by number).
+ *
+ * Inode numbers are global: ((subvolume tree id - 255) << 40) | local
+ * number (arbor_format.h), unique across every subvolume.
+ *
+ * The layer does not check permissions: the front end does (the kernel
+ * with default_permissions, or the tool).  It enforces the structure of the
+ * filesystem: names, types, link counts, empty directories, sizes.  Changes
+ * are part of the running transaction; arb_commit() makes them durable.
+ * Every call returns 0 or a negative errno; errors found before anything
+ * changed leave the filesystem usable.
+ *
+ * Single-threaded like the engine: callers serialise.
+ */
+#ifndef ARBOR_VFS_H
+#define ARBOR_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "arbor/fs.h"
+
+typedef uint64_t arb_ino_t;
+
+struct arb_stat {
+	arb_ino_t ino;
+	uint32_t mode; /* S_IF* type and permission bits */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t rdev;
+	uint64_t size;
+	uint64_t blocks; /* 512-byte units of data and inline data */
+	struct timespec atime, mtime, ctime, btime;
+	uint64_t generation; /* commit that created the inode */
+};
+
+/* Who creates an inode: owner, and group unless the parent is setgid. */
+struct arb_cred {
+	uint32_t uid, gid;
+};
+
+/* ---- setup ------------------------------------------------------------- */
+
+/* On a freshly formatted filesystem: create the top-level subvolume with
+ * its root directory (mode S_IFDIR | perm, owned by cred) and make it the
+ * default.  -EEXIST if there is one already. */
+int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred);
+
+/* Root directory of a subvolume (0: the default one). */
+int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino);
+
+/* Free every inode left on an orphan list (unlinked while open when the
+ * filesystem went away).  Call once after arb_open of a writable fs. */
+int arb_vfs_orphan_cleanup(struct arb_fs *fs, uint64_t *ret_freed);
+
+/* ---- attributes ---------------------------------------------------------- */
+
+int arb_vfs_getattr(struct arb_fs *fs, arb_ino_t ino, struct arb_stat *st);
+
+#define ARB_SET_MODE (1u << 0)
+#define ARB_SET_UID (1u << 1)
+#define ARB_SET_GID (1u << 2)
+#define ARB_SET_SIZE (1u << 3)
+#define ARB_SET_ATIME (1u << 4)
+#define ARB_SET_MTIME (1u << 5)
+#define ARB_SET_ATIME_NOW (1u << 6)
+#define ARB_SET_MTIME_NOW (1u << 7)
+#define ARB_SET_CTIME (1u << 8)
+
+struct arb_setattr {
+	uint32_t valid; /* ARB_SET_* */
+	uint32_t mode;  /* permission bits only; the type never changes */
+	uint32_t uid, gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+};
+
+/* ctime is updated by every change; a size change also sets mtime. */
+int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *sa,
+                    struct arb_stat *st);
+
+/* ---- namespace ------------------------------------------------------------ */
+
+/* Names: 1..ARB_NAME_MAX bytes, no '/', not "." or "..": -ENAMETOOLONG,
+ * -EINVAL.  A parent that is not a directory: -ENOTDIR. */
+int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct arb_stat *st);
+
+/* mode carries the type: S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK. */
+int arb_vfs_mknod(struct arb_fs *fs, arb_ino_t dir, const char *name, uint32_t mode, uint64_t rdev,
+                  const struct arb_cred *cred, struct arb_stat *st);
+int arb_vfs_mkdir(struct arb_fs *fs, arb_ino_t dir, const char *name, uint32_t mode,
+                  const struct arb_cred *cred, struct arb_stat *st);
+int arb_vfs_symlink(struct arb_fs *fs, arb_ino_t dir, const char *name, const char *target,
+                    const struct arb_cred *cred, struct arb_stat *st);
+/* Copies at most size bytes (no NUL added); *ret_len is the full length. */
+int arb_vfs_readlink(struct arb_fs *fs, arb_ino_t ino, char *buf, size_t size, size_t *ret_len);
+
+/* -EPERM for directories, -EMLINK past ARB_LINK_MAX, -EXDEV across
+ * subvolumes. */
+#define ARB_LINK_MAX 65000u
+int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char *newname,
+                 struct arb_stat *st);
+/* -EISDIR for a directory.  The last link of an open inode (see
+ * arb_vfs_open) leaves it on the orphan list until released. */
+int arb_vfs_unlink(struct arb_fs *fs, arb_ino_t dir, const char *name);
+/* -ENOTDIR, -ENOTEMPTY. */
+int arb_vfs_rmdir(struct arb_fs *fs, arb_ino_t dir, const char *name);
+
+#define ARB_RENAME_NOREPLACE (1u << 0) /* RENAME_NOREPLACE */
+#define ARB_RENAME_EXCHANGE (1u << 1)  /* RENAME_EXCHANGE */
+/* POSIX rename, plus the two flags (-EINVAL for others or both). -EXDEV
+ * across subvolumes, -EINVAL for moving a directory below itself. */
+int arb_vfs_rename(struct arb_fs *fs, arb_ino_t olddir, const char *oldname, arb_ino_t newdir,
+                   const char *newname, unsigned flags);
+
+/* Directory entries in a stable order, after cookie pos (0: from the
+ * start; "." and ".." are not listed).  fn gets each entry with the cookie
+ * that resumes after it, and returns non-zero to stop.  Entries added or
+ * removed during a listing are seen at most once; the others exactly once. */
+typedef int (*arb_dirent_fn)(void *ctx, const char *name, size_t name_len, arb_ino_t ino,
+                             unsigned dtype, uint64_t cookie);
+int arb_vfs_readdir(struct arb_fs *fs, arb_ino_t dir, uint64_t pos, arb_dirent_fn fn, void *ctx);
+
+/* ---- open files -------------------------------------------------------- */
+
+/* Count an open handle (FUSE open/opendir, a tool's fd).  An inode whose
+ * last name is removed while open stays readable and writable until its
+ * last release, then is freed. */
+int arb_vfs_open(struct arb_fs *fs, arb_ino_t ino);
+int arb_vfs_release(struct arb_fs *fs, arb_ino_t ino);
+
+/* ---- data ------------------------------------------------------------------ */
+
+/* Short reads only at end of file.  Data is verified against its
+ * checksums: -EIO (and a message) on a mismatch, never wrong bytes. */
+int arb_vfs_read(struct arb_fs *fs, arb_ino_t ino, uint64_t off, void *buf, size_t len,
+                 size_t *ret_read);
+/* -EFBIG beyond ARB_MAX_FILE_SIZE, -EISDIR for directories. */
+int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *buf, size_t len,
+                  size_t *ret_written);
+
+#define ARB_FALLOC_KEEP_SIZE 0x01  /* FALLOC_FL_KEEP_SIZE */
+#define ARB_FALLOC_PUNCH_HOLE 0x02 /* FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE) */
+#define ARB_FALLOC_ZERO_RANGE 0x10 /* FALLOC_FL_ZERO_RANGE */
+/* Preallocate (reads return zeros), punch a hole, or zero a range;
+ * -EOPNOTSUPP for other modes. */
+int arb_vfs_fallocate(struct arb_fs *fs, arb_ino_t ino, int mode, uint64_t off, uint64_t len);
+
+/* SEEK_DATA / SEEK_HOLE: -ENXIO past the end. */
+int arb_vfs_lseek(struct arb_fs *fs, arb_ino_t ino, uint64_t off, int whence, uint64_t *ret_off);
+
+/* ---- extended attributes -------------------------------------------------- */
+
+#define ARB_XATTR_NAME_MAX 255u
+#define ARB_XATTR_CREATE 0x1  /* XATTR_CREATE */
+#define ARB_XATTR_REPLACE 0x2 /* XATTR_REPLACE */
+/* Namespaces user., trusted., security., system.posix_acl_access and
+ * system.posix_acl_default; others -EOPNOTSUPP.  -E2BIG for values over
+ * arb_vfs_xattr_max(). */
+int arb_vfs_setxattr(struct arb_fs *fs, arb_ino_t ino, const char *name, const void *value,
+                     size_t size, int flags);
+/* size 0: only *ret_size.  -ERANGE if size is too small, -ENODATA. */
+int arb_vfs_getxattr(struct arb_fs *fs, arb_ino_t ino, const char *name, void *buf, size_t size,
+                     size_t *ret_size);
+/* NUL-separated names, as listxattr(2). */
+int arb_vfs_listxattr(struct arb_fs *fs, arb_ino_t ino, char *buf, size_t size, size_t *ret_size);
+int arb_vfs_removexattr(struct arb_fs *fs, arb_ino_t ino, const char *name);
+size_t arb_vfs_xattr_max(const struct arb_fs *fs);
+
+/* ---- the whole filesystem ------------------------------------------------ */
+
+struct arb_statfs {
+	uint32_t bsize;  /* preferred I/O size */
+	uint32_t frsize; /* unit of the block counts: the sector */
+	uint64_t blocks; /* allocatable sectors */
+	uint64_t bfree;  /* free, including the commit reserve */
+	uint64_t bavail; /* what ordinary writes may still use */
+	uint64_t files;  /* inodes: bounded by space */
+	uint64_t ffree;
+	uint32_t namemax; /* ARB_NAME_MAX */
+};
+int arb_vfs_statfs(struct arb_fs *fs, struct arb_statfs *st);
+
+/* Subvolume of an inode (its tree id) and its local number. */
+uint64_t arb_ino_subvol(arb_ino_t ino);
+uint64_t arb_ino_local(arb_ino_t ino);
+arb_ino_t arb_ino_make(uint64_t subvol_id, uint64_t local);
+
+#endif
