@@ -312,7 +312,7 @@ static int dir_get(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *n
 int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct arb_stat *st)
 {
 	struct vnode d;
-	struct dirent_rec ent;
+	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = dir_get(fs, dir, name, &nlen, &d);
 
@@ -381,7 +381,7 @@ static int create_node(struct arb_fs *fs, arb_ino_t dir, const char *name, uint3
                        struct arb_stat *st)
 {
 	struct vnode d, c;
-	struct dirent_rec ent;
+	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = arb_check_mutable(fs);
 
@@ -465,7 +465,7 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
                  struct arb_stat *st)
 {
 	struct vnode c, d;
-	struct dirent_rec ent;
+	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = arb_check_mutable(fs);
 
@@ -504,7 +504,7 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
 static int remove_name(struct arb_fs *fs, arb_ino_t dir, const char *name, bool want_dir)
 {
 	struct vnode d, c;
-	struct dirent_rec ent;
+	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = arb_check_mutable(fs);
 
@@ -628,7 +628,7 @@ struct rename_side {
 	struct vnode dir;
 	const char *name;
 	size_t nlen;
-	struct dirent_rec ent;
+	struct dirent_rec ent = {0};
 	struct vnode node;
 	bool exists;
 };
