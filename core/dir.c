@@ -628,7 +628,7 @@ struct rename_side {
 	struct vnode dir;
 	const char *name;
 	size_t nlen;
-	struct dirent_rec ent = {0};
+	struct dirent_rec ent;
 	struct vnode node;
 	bool exists;
 };
