@@ -8,12 +8,25 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "arbor/super.h"
 #include "fs_internal.h"
 #include "node.h"
 
-#define DEFAULT_CACHE_BYTES (64u << 20)
+/* Clean nodes kept in memory by default: 1/16 of the RAM, 64 MiB .. 1 GiB
+ * (a filesystem that rereads its metadata from disk is slow). */
+static size_t default_cache_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 16 : 0;
+
+	if (bytes < (64u << 20))
+		bytes = 64u << 20;
+	if (bytes > (1u << 30))
+		bytes = 1u << 30;
+	return (size_t)bytes;
+}
 
 /* ---- setup and teardown -------------------------------------------------- */
 
@@ -52,7 +65,7 @@ static int fs_alloc(struct arb_dev *dev, uint32_t nodesize, uint64_t total_bytes
 	fs->root_tree.id = ARB_ROOT_TREE_ID;
 	fs->space_tree.fs = fs;
 	fs->space_tree.id = ARB_SPACE_TREE_ID;
-	err = arb_cache_init(&fs->cache, nodesize, cache_bytes ? cache_bytes : DEFAULT_CACHE_BYTES);
+	err = arb_cache_init(&fs->cache, nodesize, cache_bytes ? cache_bytes : default_cache_bytes());
 	if (!err)
 		err = arb_sm_init(&fs->sm, total_bytes, ARB_SECTOR_SIZE, nodesize,
 		                  fs->super_offsets, fs->ncopies);
@@ -182,12 +195,37 @@ static int list_freed(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, boo
 	return err;
 }
 
+/* Frees that do not fit in freed[]: DEFER items of this commit, each an
+ * array of ranges as large as an item allows (one tree edit per item, not
+ * per range: a commit of random updates frees thousands of nodes). */
+static int write_defer_items(struct arb_fs *fs, const struct arb_extent *v, size_t n)
+{
+	size_t per_item = arb_max_item_size(fs) / sizeof(struct arb_freed_extent);
+	struct arb_freed_extent *rec = malloc(per_item * sizeof(*rec));
+	int err = rec ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < n && !err;) {
+		size_t m = n - i < per_item ? n - i : per_item;
+		struct arb_key k = {fs->transid, ARB_SM_DEFER_KEY, fs->defer_seq++};
+
+		for (size_t j = 0; j < m; j++) {
+			rec[j].bytenr = htole64(v[i + j].bytenr);
+			rec[j].nsectors = htole64(v[i + j].nsectors);
+			fs->sm.defer_item_sectors += v[i + j].nsectors;
+		}
+		err = arb_sys_insert(&fs->space_tree, &k, rec, (uint32_t)(m * sizeof(*rec)));
+		i += m;
+	}
+	free(rec);
+	return err;
+}
+
 /* This transaction's frees: into freed[] while it has room, the rest into
  * DEFER items (still counted, so a crash cannot leak them). */
 static int commit_pending_frees(struct arb_fs *fs, bool *progress)
 {
 	struct arb_spacemap *sm = &fs->sm;
-	size_t n = sm->npending;
+	size_t n = sm->npending, nleft = 0;
 	struct arb_extent *list;
 	int err = 0;
 
@@ -203,17 +241,48 @@ static int commit_pending_frees(struct arb_fs *fs, bool *progress)
 		bool listed;
 
 		err = list_freed(fs, list[i].bytenr, list[i].nsectors, &listed);
-		if (err || listed)
-			continue;
-		struct arb_key k = {fs->transid, ARB_SM_DEFER_KEY, list[i].bytenr};
-		uint64_t v = htole64(list[i].nsectors);
-
-		err = arb_sys_insert(&fs->space_tree, &k, &v, sizeof(v));
-		sm->defer_item_sectors += list[i].nsectors;
+		if (!err && !listed)
+			list[nleft++] = list[i]; /* compacts in place: nleft <= i */
 	}
+	if (!err && nleft)
+		err = write_defer_items(fs, list, nleft);
 	free(list);
 	*progress = true;
 	return err;
+}
+
+/* Ranges of one DEFER item (an array of struct arb_freed_extent). */
+static int defer_item_ranges(const void *data, uint32_t len, size_t *ret_n)
+{
+	if (!len || len % sizeof(struct arb_freed_extent))
+		return -EUCLEAN;
+	*ret_n = len / sizeof(struct arb_freed_extent);
+	return 0;
+}
+
+static int push_defer_recs(const struct arb_key *k, const void *data, size_t m,
+                           struct arb_defer_rec **recs, size_t *n, size_t *cap)
+{
+	if (*n + m > *cap) {
+		size_t c = *cap ? *cap : 64;
+
+		while (c < *n + m)
+			c *= 2;
+		struct arb_defer_rec *r = realloc(*recs, c * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		*recs = r;
+		*cap = c;
+	}
+	for (size_t j = 0; j < m; j++) {
+		struct arb_freed_extent fe;
+
+		memcpy(&fe, (const uint8_t *)data + j * sizeof(fe), sizeof(fe));
+		(*recs)[(*n)++] = (struct arb_defer_rec){k->objectid, k->offset, le64toh(fe.bytenr),
+		                                         le64toh(fe.nsectors)};
+	}
+	return 0;
 }
 
 int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defer_rec **ret_recs,
@@ -221,7 +290,7 @@ int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defe
 {
 	struct arb_key start = {1, ARB_SM_DEFER_KEY, 0}, k;
 	struct arb_defer_rec *recs = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, m;
 	struct arb_iter *it;
 	const void *data;
 	uint32_t len;
@@ -230,24 +299,15 @@ int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defe
 	if (ret)
 		return ret;
 	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
-		uint64_t cnt;
-
 		if (k.objectid > max_gen)
 			break;
-		if (k.type != ARB_SM_DEFER_KEY || len != 8)
+		if (k.type != ARB_SM_DEFER_KEY)
 			continue;
-		if (n == cap) {
-			struct arb_defer_rec *r =
-			        realloc(recs, (cap = cap ? 2 * cap : 64) * sizeof(*r));
-
-			if (!r) {
-				ret = -ENOMEM;
-				break;
-			}
-			recs = r;
-		}
-		memcpy(&cnt, data, 8);
-		recs[n++] = (struct arb_defer_rec){k.objectid, k.offset, le64toh(cnt)};
+		ret = defer_item_ranges(data, len, &m);
+		if (!ret)
+			ret = push_defer_recs(&k, data, m, &recs, &n, &cap);
+		if (ret)
+			break;
 	}
 	arb_iter_close(it);
 	if (ret < 0) {
@@ -275,9 +335,11 @@ static int release_defer_items(struct arb_fs *fs)
 		return 0;
 	err = arb_collect_defer_items(fs, fs->transid - ARB_DEFER_COMMITS, &recs, &n);
 	for (size_t i = 0; i < n && !err; i++) {
-		struct arb_key dk = {recs[i].gen, ARB_SM_DEFER_KEY, recs[i].bytenr};
+		struct arb_key dk = {recs[i].gen, ARB_SM_DEFER_KEY, recs[i].seq};
 
-		err = arb_sys_delete(&fs->space_tree, &dk);
+		/* the records of one item are consecutive: delete it once */
+		if (i == 0 || recs[i - 1].gen != recs[i].gen || recs[i - 1].seq != recs[i].seq)
+			err = arb_sys_delete(&fs->space_tree, &dk);
 		if (!err)
 			err = arb_sm_add(&fs->sm, recs[i].bytenr, recs[i].nsectors, -1);
 		if (!err)
@@ -461,6 +523,7 @@ static int commit_locked(struct arb_fs *fs)
 	if (fs->transid > ARB_DEFER_COMMITS)
 		arb_sm_expire(&fs->sm, fs->transid - ARB_DEFER_COMMITS);
 	fs->nfreed = 0;
+	fs->defer_seq = 0;
 	if (!err)
 		err = commit_space_map(fs);
 	if (!err)
@@ -640,15 +703,18 @@ static int load_space_map(struct arb_fs *fs)
 	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
 		uint64_t v64;
 		uint32_t v32;
+		size_t m;
 
 		if (k.type == ARB_SM_CHUNK_KEY && k.objectid == 0) {
 			ret = arb_sm_load_chunk(&fs->sm, k.offset, data, len);
 		} else if (k.type == ARB_SM_OVERFLOW_KEY && k.objectid == 0 && len == 4) {
 			memcpy(&v32, data, 4);
 			ret = arb_sm_load_overflow(&fs->sm, k.offset, le32toh(v32));
-		} else if (k.type == ARB_SM_DEFER_KEY && len == 8) {
-			memcpy(&v64, data, 8);
-			fs->sm.defer_item_sectors += le64toh(v64);
+		} else if (k.type == ARB_SM_DEFER_KEY && !defer_item_ranges(data, len, &m)) {
+			for (size_t j = 0; j < m; j++) {
+				memcpy(&v64, (const uint8_t *)data + j * 16 + 8, 8);
+				fs->sm.defer_item_sectors += le64toh(v64);
+			}
 		} else {
 			ret = -EUCLEAN;
 		}

@@ -70,6 +70,7 @@ struct arb_fs {
 	/* freed[] list of the commit in progress (host endian) */
 	struct arb_extent freed[ARB_SUPER_FREED_MAX];
 	uint32_t nfreed;
+	uint64_t defer_seq; /* next DEFER item of the commit in progress */
 
 	struct arb_tree root_tree;
 	struct arb_tree space_tree;
@@ -85,7 +86,8 @@ struct arb_fs {
 
 /* fs.c: the DEFER items of commits <= max_gen (caller frees *ret_recs) */
 struct arb_defer_rec {
-	uint64_t gen, bytenr, nsectors;
+	uint64_t gen, seq; /* key of the DEFER item holding the range */
+	uint64_t bytenr, nsectors;
 };
 int arb_collect_defer_items(struct arb_fs *fs, uint64_t max_gen, struct arb_defer_rec **ret_recs,
                             size_t *ret_n);

@@ -156,9 +156,10 @@
  *        Value 0: free, 1 or 2: that count, 3: see the OVERFLOW item.
  *        A missing chunk item means every count in it is zero.
  *    key (0, ARB_SM_OVERFLOW_KEY, bytenr) -> le32 count (>= 3)
- *    key (F, ARB_SM_DEFER_KEY, bytenr) -> le64 nr of sectors freed by
- *        commit F that did not fit in its freed[] list, starting at bytenr;
- *        still counted 1 in the chunk until commit F + ARB_DEFER_COMMITS.
+ *    key (F, ARB_SM_DEFER_KEY, n) -> array of struct arb_freed_extent:
+ *        ranges freed by commit F that did not fit in its freed[] list
+ *        (n = 0, 1, ... numbers the items of one commit); still counted 1
+ *        in the chunks until commit F + ARB_DEFER_COMMITS.
  *
  *  User trees (id >= ARB_FIRST_USER_TREE): any keys; the filesystem layer
  *  defines them.  They may be cloned, so their nodes are reference counted.

@@ -38,7 +38,7 @@ int arb_format(struct arb_dev *dev, const struct arb_format_opts *opts);
 
 struct arb_open_opts {
 	bool read_only;
-	size_t cache_bytes;      /* bound for clean cached nodes; 0: 64 MiB */
+	size_t cache_bytes;      /* bound for clean cached nodes; 0: RAM/16, 64 MiB..1 GiB */
 	uint64_t max_generation; /* 0: newest; else newest slot <= this */
 	arb_msg_fn msg;
 	void *msg_ctx;
