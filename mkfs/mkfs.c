@@ -552,7 +552,7 @@ static int check_signatures(const struct mkfs_opts *o, struct target *t)
  * partitions, or the loop devices a file backs. */
 struct devset {
 	dev_t devs[MAX_DEVS];
-	char via[MAX_DEVS][32]; /* "loop0" for a loop device, else "" */
+	char via[MAX_DEVS][NAME_MAX + 1]; /* "loop0" for a loop device, else "" */
 	int n;
 };
 
