@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
 
 /* Buffer for values written and read back. */
 static uint8_t scratch[ARB_MAX_NODESIZE];
@@ -163,6 +164,14 @@ const char *tu_strerr(int rc)
 	return buf[n++ % 4];
 }
 
+double tu_now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* ---- engine messages ---- */
 
 #define MSG_RING 16
@@ -171,7 +180,7 @@ const char *tu_strerr(int rc)
 static char msg_ring[MSG_RING][MSG_LEN];
 static unsigned msg_count;
 
-static void tu_msg(void *ctx, enum arb_msg_level level, const char *text)
+void tu_msg(void *ctx, enum arb_msg_level level, const char *text)
 {
 	static const char *names[] = {"err", "warn", "info", "debug"};
 	const char *lv = (unsigned)level < 4 ? names[level] : "?";
@@ -184,6 +193,11 @@ static void tu_msg(void *ctx, enum arb_msg_level level, const char *text)
 		return;
 	snprintf(msg_ring[msg_count % MSG_RING], MSG_LEN, "%s: %s", lv, text);
 	msg_count++;
+}
+
+void tu_msgs_clear(void)
+{
+	msg_count = 0;
 }
 
 /* One line of a failure report: on stderr, and as a TAP diagnostic on
@@ -742,46 +756,42 @@ static void op_result(const char *op, struct arb_tree *t, uint64_t id, uint32_t 
 		        tu_strerr(want));
 }
 
-int tu_op_insert(struct tu_model *m, struct arb_tree *t, uint64_t id, uint64_t version,
-                 uint32_t len)
+typedef int (*write_fn)(struct arb_tree *tree, const struct arb_key *key, const void *data,
+                        uint32_t len);
+
+/* Write the value of (id, version, len) with fn; on success the model
+ * follows. */
+static int op_write(const char *op, write_fn fn, int want, struct tu_model *m, struct arb_tree *t,
+                    uint64_t id, uint64_t version, uint32_t len)
 {
 	struct arb_key k = tu_key(id);
-	int want = m->slot[id].present ? -EEXIST : 0;
 	int rc;
 
 	tu_value_fill(scratch, len, id, version);
-	rc = arb_insert(t, &k, scratch, len);
-	op_result("insert", t, id, len, rc, want);
+	rc = fn(t, &k, scratch, len);
+	op_result(op, t, id, len, rc, want);
 	if (rc == 0)
 		tu_model_set(m, id, version, len);
 	return rc;
+}
+
+int tu_op_insert(struct tu_model *m, struct arb_tree *t, uint64_t id, uint64_t version,
+                 uint32_t len)
+{
+	return op_write("insert", arb_insert, m->slot[id].present ? -EEXIST : 0, m, t, id, version,
+	                len);
 }
 
 int tu_op_update(struct tu_model *m, struct arb_tree *t, uint64_t id, uint64_t version,
                  uint32_t len)
 {
-	struct arb_key k = tu_key(id);
-	int want = m->slot[id].present ? 0 : -ENOENT;
-	int rc;
-
-	tu_value_fill(scratch, len, id, version);
-	rc = arb_update(t, &k, scratch, len);
-	op_result("update", t, id, len, rc, want);
-	if (rc == 0)
-		tu_model_set(m, id, version, len);
-	return rc;
+	return op_write("update", arb_update, m->slot[id].present ? 0 : -ENOENT, m, t, id, version,
+	                len);
 }
 
 int tu_op_put(struct tu_model *m, struct arb_tree *t, uint64_t id, uint64_t version, uint32_t len)
 {
-	struct arb_key k = tu_key(id);
-	int rc;
-
-	tu_value_fill(scratch, len, id, version);
-	rc = arb_put(t, &k, scratch, len);
-	op_result("put", t, id, len, rc, 0);
-	tu_model_set(m, id, version, len);
-	return rc;
+	return op_write("put", arb_put, 0, m, t, id, version, len);
 }
 
 int tu_op_delete(struct tu_model *m, struct arb_tree *t, uint64_t id)
@@ -1334,7 +1344,7 @@ static int tu_setup(void **state)
 {
 	(void)state;
 	tu_ctx_clear();
-	msg_count = 0;
+	tu_msgs_clear();
 	return 0;
 }
 

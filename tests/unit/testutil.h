@@ -127,6 +127,19 @@ void tu_assert_fail(const char *file, int line, const char *cond, const char *fm
 /* "ENOENT"-style name of a negative errno (or "0"). */
 const char *tu_strerr(int rc);
 
+/* Seconds on the monotonic clock, for timing reports. */
+double tu_now_sec(void);
+
+/* ---- engine messages ---- */
+
+/* The message callback every test filesystem is opened with: the last
+ * warnings and errors are kept for failure reports (ARBOR_TEST_VERBOSE=1
+ * prints every message as it comes).  Give it to arb_open() directly when
+ * opening without tu_fs_open(). */
+void tu_msg(void *ctx, enum arb_msg_level level, const char *text);
+/* Forget the kept messages (a new case starts; each test starts clean). */
+void tu_msgs_clear(void);
+
 /* ---- filesystems on a memdev ---- */
 
 struct tu_fs {
