@@ -20,28 +20,16 @@
  * Plus: every generation of the ring opens intact; all superblock slots
  * damaged makes arb_open fail cleanly; a damaged newest root (root tree or
  * space tree) makes arb_open fall back to the previous generation.
- * Environment: ARBOR_TEST_SEED (default fixed), ARBOR_TEST_SCALE (1.0).
+ * Environment (see testutil.h): ARBOR_TEST_SEED (default fixed),
+ * ARBOR_TEST_SEED_BASE, ARBOR_TEST_SCALE (1.0), ARBOR_TEST_VERBOSE.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#include <cmocka.h>
-
-#include "arbor/btree.h"
-#include "arbor/check.h"
-#include "arbor/fs.h"
-#include "arbor/memdev.h"
 #include "arbor/super.h"
-#include "arbor_format.h"
+#include "kvfixture.h"
 
 #define DEV_SIZE (8ull << 20)
 #define NODESIZE 4096u
@@ -54,6 +42,7 @@
 #define RING ((int)ARB_SUPER_SLOTS)
 #define BASE_ITERS 6000.0
 #define DEFAULT_SEED 0xc0de0001ull
+#define MIN_ITERS 60 /* enough for some damage to reach a live node */
 
 enum damage_mode { DMG_FLIP, DMG_FLIP_HEADER, DMG_ZERO, DMG_MISDIRECT, DMG_NMODES };
 
@@ -101,203 +90,21 @@ struct cstats {
 };
 
 static struct cstate *g_state;
-static unsigned g_sorted[NKEYS];
-static char g_ctx[200];
-static char g_msgs[4][256];
-static unsigned g_nmsgs;
-
-/* ---- failure reporting --------------------------------------------------- */
-
-static void dump_engine_msgs(void)
-{
-	unsigned n = g_nmsgs < 4 ? g_nmsgs : 4;
-
-	for (unsigned i = g_nmsgs - n; i < g_nmsgs; i++)
-		print_message("# engine: %s\n", g_msgs[i % 4]);
-}
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			char m_[256];                                                              \
-			snprintf(m_, sizeof(m_), __VA_ARGS__);                                     \
-			dump_engine_msgs();                                                        \
-			fail_msg("%s:%d: [%s] %s", __FILE__, __LINE__, g_ctx, m_);                 \
-		}                                                                                  \
-	} while (0)
-
-#define CHECK_RET(expr, want)                                                                      \
-	do {                                                                                       \
-		int r_ = (expr);                                                                   \
-		CHECK(r_ == (want), "%s returned %d, expected %d", #expr, r_, (int)(want));        \
-	} while (0)
-
-/* A new failure context; forgets the engine messages of the last one. */
-static void set_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void set_ctx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(g_ctx, sizeof(g_ctx), fmt, ap);
-	va_end(ap);
-	g_nmsgs = 0;
-}
-
-static void msg_capture(void *ctx, enum arb_msg_level level, const char *text)
-{
-	(void)ctx;
-	if (level > ARB_MSG_WARN)
-		return;
-	snprintf(g_msgs[g_nmsgs % 4], sizeof(g_msgs[0]), "%s", text);
-	g_nmsgs++;
-}
-
-static bool is_errno(int ret)
-{
-	return ret < 0 && ret > -4096;
-}
-
-/* ---- small helpers --------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	*s += 0x9e3779b97f4a7c15ull;
-	return mix64(*s);
-}
-
-static uint32_t rng_below(uint64_t *s, uint32_t n)
-{
-	return n ? (uint32_t)(rng_next(s) % n) : 0;
-}
-
-static double test_scale(void)
-{
-	const char *s = getenv("ARBOR_TEST_SCALE");
-	double v = s && *s ? strtod(s, NULL) : 1.0;
-
-	if (!(v > 0.0))
-		v = 1.0;
-	return v < 0.01 ? 0.01 : v > 100.0 ? 100.0 : v;
-}
-
-static uint64_t test_seed(void)
-{
-	const char *s = getenv("ARBOR_TEST_SEED");
-
-	return s && *s ? strtoull(s, NULL, 0) : DEFAULT_SEED;
-}
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void key_of(unsigned idx, struct arb_key *k)
-{
-	k->objectid = idx / 4 + 1;
-	k->type = (uint8_t)(1 + idx % 2);
-	k->offset = (uint64_t)(idx % 4) * 1000003u;
-}
-
-static int cmp_idx(const void *a, const void *b)
-{
-	struct arb_key ka, kb;
-
-	key_of(*(const unsigned *)a, &ka);
-	key_of(*(const unsigned *)b, &kb);
-	return arb_key_cmp(&ka, &kb);
-}
-
-static void init_sorted(void)
-{
-	for (unsigned i = 0; i < NKEYS; i++)
-		g_sorted[i] = i;
-	qsort(g_sorted, NKEYS, sizeof(g_sorted[0]), cmp_idx);
-}
 
 static uint32_t val_len(uint32_t ver)
 {
-	return 1 + (uint32_t)(mix64(ver) % MAX_VAL);
-}
-
-static void val_fill(uint32_t ver, uint8_t *buf, uint32_t len)
-{
-	uint64_t s = ver * 0x100000001b3ull;
-
-	for (uint32_t i = 0; i < len; i += 8) {
-		uint64_t r = rng_next(&s);
-		uint32_t n = len - i < 8 ? len - i : 8;
-
-		memcpy(buf + i, &r, n);
-	}
-}
-
-static int open_fs(struct arb_dev *dev, uint64_t max_gen, struct arb_fs **ret_fs)
-{
-	struct arb_open_opts oo;
-
-	memset(&oo, 0, sizeof(oo));
-	oo.max_generation = max_gen;
-	oo.msg = msg_capture;
-	return arb_open(dev, &oo, ret_fs);
-}
-
-static struct arb_tree *get_tree(struct arb_fs *fs, uint64_t id)
-{
-	struct arb_tree *tree = NULL;
-
-	CHECK_RET(arb_tree_get(fs, id, &tree), 0);
-	return tree;
+	return 1 + (uint32_t)(tu_mix64(ver) % MAX_VAL);
 }
 
 /* ---- building the image ------------------------------------------------------ */
 
-static void apply_put(struct arb_fs *fs, struct tmodel *t, unsigned idx, uint32_t ver)
-{
-	struct arb_tree *tree = get_tree(fs, t->id);
-	uint8_t buf[MAX_VAL];
-	struct arb_key k;
-	uint32_t len = val_len(ver);
-
-	key_of(idx, &k);
-	val_fill(ver, buf, len);
-	CHECK_RET(arb_put(tree, &k, buf, len), 0);
-	t->ver[idx] = ver;
-}
-
-static void apply_del(struct arb_fs *fs, struct tmodel *t, unsigned idx)
-{
-	struct arb_tree *tree = get_tree(fs, t->id);
-	struct arb_key k;
-
-	key_of(idx, &k);
-	CHECK_RET(arb_delete(tree, &k), t->ver[idx] ? 0 : -ENOENT);
-	t->ver[idx] = 0;
-}
-
 static void random_ops(struct arb_fs *fs, struct tmodel *t, uint64_t *rng, uint32_t *ver, int n,
                        unsigned put_pct)
 {
-	for (int i = 0; i < n; i++) {
-		unsigned idx = rng_below(rng, NKEYS);
+	struct arb_tree *tree = tu_tree(fs, t->id);
 
-		if (rng_below(rng, 100) < put_pct)
-			apply_put(fs, t, idx, ++*ver);
-		else
-			apply_del(fs, t, idx);
-	}
+	for (int i = 0; i < n; i++)
+		kv_random_op(tree, t->ver, rng, ver, put_pct, false);
 }
 
 struct walk_ctx {
@@ -327,8 +134,8 @@ static uint64_t walk_tree(struct arb_fs *fs, uint64_t id, struct walk_ctx *w)
 {
 	w->tree = id;
 	w->root = 0;
-	CHECK_RET(arb_tree_walk(get_tree(fs, id), walk_cb, w), 0);
-	CHECK(w->root != 0, "tree %" PRIu64 ": the walk met no root", id);
+	TU_RC(arb_tree_walk(tu_tree(fs, id), walk_cb, w));
+	TU_ASSERT(w->root != 0, "tree %" PRIu64 ": the walk met no root", id);
 	return w->root;
 }
 
@@ -360,7 +167,7 @@ static void record_gen(struct cstate *s, struct arb_fs *fs, const struct cgen *c
 	arb_fs_info(fs, &info);
 	*g = *cur;
 	g->gen = info.generation;
-	CHECK(s->ngens == 1 || g->gen > s->gens[s->ngens - 2].gen, "generation did not grow");
+	TU_ASSERT(s->ngens == 1 || g->gen > s->gens[s->ngens - 2].gen, "generation did not grow");
 	g->root_root = walk_tree(fs, ARB_ROOT_TREE_ID, &w);
 	g->space_root = walk_tree(fs, ARB_SPACE_TREE_ID, &w);
 	for (int i = 0; i < g->ntrees; i++)
@@ -375,36 +182,17 @@ static void build_commit(struct arb_fs *fs, struct cgen *cur, uint64_t *rng, uin
 	                                         {300, 300}, {150, 150}, {60, 60}};
 
 	if (c == 1) {
-		CHECK_RET(arb_tree_create(fs, &cur->t[0].id), 0);
+		cur->t[0].id = tu_tree_create(fs);
 		cur->ntrees = 1;
 	}
 	if (c == 3) {
-		CHECK_RET(arb_tree_clone(fs, cur->t[0].id, &cur->t[1].id), 0);
+		cur->t[1].id = tu_tree_clone(fs, cur->t[0].id);
 		memcpy(cur->t[1].ver, cur->t[0].ver, sizeof(cur->t[0].ver));
 		cur->ntrees = 2;
 	}
 	for (int i = 0; i < cur->ntrees; i++)
 		random_ops(fs, &cur->t[i], rng, ver, ops[c][i], c <= 2 ? 95 : 65);
-	CHECK_RET(arb_commit(fs), 0);
-}
-
-static void format_dev(struct arb_dev *dev, uint64_t seed)
-{
-	struct arb_format_opts fo;
-	uint8_t fsid[16], devuuid[16];
-	uint64_t a = mix64(seed), b = mix64(a);
-
-	memcpy(fsid, &a, 8);
-	memcpy(fsid + 8, &b, 8);
-	memcpy(devuuid, &b, 8);
-	memcpy(devuuid + 8, &a, 8);
-	memset(&fo, 0, sizeof(fo));
-	fo.nodesize = NODESIZE;
-	fo.fsid = fsid;
-	fo.devuuid = devuuid;
-	fo.hash_seed = seed | 1;
-	fo.time_sec = 1700000000;
-	CHECK_RET(arb_format(dev, &fo), 0);
+	TU_RC(arb_commit(fs));
 }
 
 /* Union of the nodes of the ring's older generations. */
@@ -415,7 +203,7 @@ static void collect_old(struct cstate *s)
 	for (int i = s->ngens - RING; i < s->ngens - 1; i++)
 		n += s->gens[i].nnodes;
 	s->old = calloc(n + 1, sizeof(*s->old));
-	CHECK(s->old != NULL, "out of memory");
+	TU_ASSERT(s->old != NULL);
 	for (int i = s->ngens - RING; i < s->ngens - 1; i++) {
 		memcpy(s->old + s->nold, s->gens[i].nodes, s->gens[i].nnodes * sizeof(*s->old));
 		s->nold += s->gens[i].nnodes;
@@ -434,15 +222,15 @@ static struct cstate *state_get(void)
 
 	if (s)
 		return s;
-	init_sorted();
+	kv_init(NKEYS, MAX_VAL, val_len);
 	s = calloc(1, sizeof(*s));
-	CHECK(s != NULL, "out of memory");
-	s->seed = test_seed();
+	TU_ASSERT(s != NULL);
+	tu_seeds(DEFAULT_SEED, 1, &s->seed);
 	rng = s->seed;
-	set_ctx("build seed=%" PRIu64, s->seed);
-	CHECK_RET(arb_memdev_create(DEV_SIZE, &dev), 0);
-	format_dev(dev, s->seed);
-	CHECK_RET(open_fs(dev, 0, &fs), 0);
+	kv_ctx(s->seed, "building the image");
+	TU_RC(arb_memdev_create(DEV_SIZE, &dev));
+	kv_format(dev, s->seed, NODESIZE);
+	TU_RC(kv_open(dev, 0, &fs));
 	memset(&cur, 0, sizeof(cur));
 	record_gen(s, fs, &cur);
 	for (int c = 1; c <= NCOMMITS; c++) {
@@ -451,11 +239,11 @@ static struct cstate *state_get(void)
 	}
 	arb_close(fs);
 	s->image = malloc(DEV_SIZE);
-	CHECK(s->image != NULL, "out of memory");
+	TU_ASSERT(s->image != NULL);
 	memcpy(s->image, arb_memdev_data(dev), DEV_SIZE);
 	arb_dev_close(dev);
 	s->ncopies = arb_super_copies(DEV_SIZE, s->super_off);
-	CHECK(s->ncopies >= 1, "no superblock copy on %llu bytes", DEV_SIZE);
+	TU_ASSERT(s->ncopies >= 1, "no superblock copy on %llu bytes", DEV_SIZE);
 	collect_old(s);
 	print_message("# corrupt image: seed=%" PRIu64 " generations %" PRIu64 "..%" PRIu64
 	              ", %zu nodes in the newest, %zu in the older ring generations, %d "
@@ -488,85 +276,6 @@ static bool has_node(const struct cgen *g, uint64_t bytenr)
 
 /* ---- reading a possibly damaged filesystem ------------------------------------ */
 
-static void check_value(const struct tmodel *t, unsigned idx, const void *data, uint32_t len)
-{
-	uint8_t buf[MAX_VAL];
-	uint32_t ver = t->ver[idx];
-
-	val_fill(ver, buf, val_len(ver));
-	CHECK(len == val_len(ver) && memcmp(data, buf, len) == 0,
-	      "tree %" PRIu64 " key idx %u: WRONG DATA (len %u, want %u)", t->id, idx, len,
-	      val_len(ver));
-}
-
-/* Returns the number of reads that failed (allowed unless strict). */
-static size_t read_lookups(struct arb_tree *tree, const struct tmodel *t, bool strict)
-{
-	uint8_t buf[MAX_VAL + 8];
-	size_t errors = 0;
-
-	for (unsigned idx = 0; idx < NKEYS; idx++) {
-		struct arb_key k;
-		uint32_t len = 0;
-		int ret;
-
-		key_of(idx, &k);
-		ret = arb_lookup(tree, &k, buf, sizeof(buf), &len);
-		if (ret == 0) {
-			CHECK(t->ver[idx], "tree %" PRIu64 ": absent idx %u found", t->id, idx);
-			check_value(t, idx, buf, len);
-		} else if (ret == -ENOENT) {
-			CHECK(!t->ver[idx], "tree %" PRIu64 ": present idx %u not found", t->id,
-			      idx);
-		} else {
-			CHECK(!strict && is_errno(ret), "tree %" PRIu64 ": lookup idx %u: %d",
-			      t->id, idx, ret);
-			errors++;
-		}
-	}
-	return errors;
-}
-
-static unsigned next_present(const struct tmodel *t, unsigned pos)
-{
-	while (pos < NKEYS && !t->ver[g_sorted[pos]])
-		pos++;
-	return pos;
-}
-
-/* Every item returned is the next one of the model; an error may end it. */
-static size_t read_iter(struct arb_tree *tree, const struct tmodel *t, bool strict)
-{
-	struct arb_key start = ARB_KEY_MIN, k, want;
-	struct arb_iter *it = NULL;
-	const void *data;
-	uint32_t len;
-	unsigned pos = next_present(t, 0);
-	int ret = arb_iter_open(tree, &start, ARB_ITER_FORWARD, &it);
-
-	if (ret != 0) {
-		CHECK(!strict && is_errno(ret), "arb_iter_open: %d", ret);
-		return 1;
-	}
-	while ((ret = arb_iter_next(it, &k, &data, &len)) == 1) {
-		CHECK(pos < NKEYS, "tree %" PRIu64 ": extra item", t->id);
-		key_of(g_sorted[pos], &want);
-		CHECK(arb_key_cmp(&k, &want) == 0,
-		      "tree %" PRIu64 ": iteration gave (%" PRIu64 ",%u,%" PRIu64 "), want idx %u",
-		      t->id, k.objectid, k.type, k.offset, g_sorted[pos]);
-		check_value(t, g_sorted[pos], data, len);
-		pos = next_present(t, pos + 1);
-	}
-	arb_iter_close(it);
-	if (ret == 0) {
-		CHECK(pos == NKEYS, "tree %" PRIu64 ": iteration ended early at idx %u", t->id,
-		      g_sorted[pos]);
-		return 0;
-	}
-	CHECK(!strict && is_errno(ret), "tree %" PRIu64 ": arb_iter_next: %d", t->id, ret);
-	return 1;
-}
-
 static size_t read_all(struct arb_fs *fs, const struct cgen *m, bool strict)
 {
 	size_t errors = 0;
@@ -576,29 +285,15 @@ static size_t read_all(struct arb_fs *fs, const struct cgen *m, bool strict)
 		int ret = arb_tree_get(fs, m->t[i].id, &tree);
 
 		if (ret != 0) {
-			CHECK(!strict && is_errno(ret) && ret != -ENOENT,
-			      "arb_tree_get(%" PRIu64 "): %d", m->t[i].id, ret);
+			TU_ASSERT(!strict && kv_is_errno(ret) && ret != -ENOENT,
+			          "arb_tree_get(%" PRIu64 "): %d", m->t[i].id, ret);
 			errors++;
 			continue;
 		}
-		errors += read_lookups(tree, &m->t[i], strict);
-		errors += read_iter(tree, &m->t[i], strict);
+		errors += kv_check_lookups(tree, m->t[i].ver, strict);
+		errors += kv_check_iter(tree, m->t[i].ver, ARB_ITER_FORWARD, strict);
 	}
 	return errors;
-}
-
-static void check_clean(struct arb_fs *fs)
-{
-	struct arb_check_report rep;
-	int ret;
-
-	memset(&rep, 0, sizeof(rep));
-	ret = arb_check(fs, &rep);
-	CHECK(ret == 0 && rep.bad_nodes == 0 && rep.count_mismatch == 0 && rep.leaked == 0 &&
-	              rep.missing == 0 && rep.used_mismatch == 0,
-	      "arb_check = %d: bad %" PRIu64 " mismatch %" PRIu64 " leaked %" PRIu64
-	      " missing %" PRIu64 " used %" PRIu64,
-	      ret, rep.bad_nodes, rep.count_mismatch, rep.leaked, rep.missing, rep.used_mismatch);
 }
 
 static void check_detects(struct arb_fs *fs)
@@ -608,9 +303,9 @@ static void check_detects(struct arb_fs *fs)
 
 	memset(&rep, 0, sizeof(rep));
 	ret = arb_check(fs, &rep);
-	CHECK(ret < 0 && rep.bad_nodes > 0,
-	      "arb_check = %d with bad_nodes %" PRIu64 " on a damaged reachable node", ret,
-	      rep.bad_nodes);
+	TU_ASSERT(ret < 0 && rep.bad_nodes > 0,
+	          "arb_check = %d with bad_nodes %" PRIu64 " on a damaged reachable node", ret,
+	          rep.bad_nodes);
 }
 
 /* ---- damage -------------------------------------------------------------------- */
@@ -623,7 +318,7 @@ static void flip_bits(uint8_t *p, uint32_t nbits, int n, uint64_t *rng)
 		bool dup;
 
 		do {
-			pos[i] = rng_below(rng, nbits);
+			pos[i] = kv_rng_below(rng, nbits);
 			dup = false;
 			for (int j = 0; j < i; j++)
 				dup |= pos[j] == pos[i];
@@ -634,14 +329,14 @@ static void flip_bits(uint8_t *p, uint32_t nbits, int n, uint64_t *rng)
 
 static void pick_super(const struct cstate *s, uint64_t *rng, struct damage *d)
 {
-	int copy = (int)rng_below(rng, (uint32_t)s->ncopies);
-	int slot = (int)rng_below(rng, ARB_SUPER_SLOTS);
+	int copy = (int)kv_rng_below(rng, (uint32_t)s->ncopies);
+	int slot = (int)kv_rng_below(rng, ARB_SUPER_SLOTS);
 
 	d->super = true;
 	d->off = s->super_off[copy] + (uint64_t)slot * ARB_SUPER_SLOT_SIZE;
 	d->len = ARB_SUPER_SLOT_SIZE;
 	d->mode = DMG_FLIP;
-	d->nflips = 1 + (int)rng_below(rng, MAX_FLIPS);
+	d->nflips = 1 + (int)kv_rng_below(rng, MAX_FLIPS);
 	snprintf(d->desc, sizeof(d->desc), "superblock copy %d slot %d: %d bit flips", copy, slot,
 	         d->nflips);
 }
@@ -657,16 +352,16 @@ static const char *mode_name(enum damage_mode m)
 static void pick_node(const struct cstate *s, uint64_t *rng, struct damage *d)
 {
 	const struct cgen *g = newest(s);
-	bool from_new = rng_below(rng, 100) < 60 || s->nold == 0;
-	const struct noderef *n = from_new ? &g->nodes[rng_below(rng, (uint32_t)g->nnodes)]
-	                                   : &s->old[rng_below(rng, (uint32_t)s->nold)];
+	bool from_new = kv_rng_below(rng, 100) < 60 || s->nold == 0;
+	const struct noderef *n = from_new ? &g->nodes[kv_rng_below(rng, (uint32_t)g->nnodes)]
+	                                   : &s->old[kv_rng_below(rng, (uint32_t)s->nold)];
 
 	d->super = false;
 	d->off = n->bytenr;
 	d->len = NODESIZE;
-	d->mode = (enum damage_mode)rng_below(rng, 10);
+	d->mode = (enum damage_mode)kv_rng_below(rng, 10);
 	d->mode = d->mode < 6 ? DMG_FLIP : d->mode < 8 ? DMG_FLIP_HEADER : d->mode - 6;
-	d->nflips = 1 + (int)rng_below(rng, MAX_FLIPS);
+	d->nflips = 1 + (int)kv_rng_below(rng, MAX_FLIPS);
 	snprintf(d->desc, sizeof(d->desc),
 	         "node %" PRIu64 " (tree %" PRIu64 ", level %d, depth %d, %s): %s (%d)", n->bytenr,
 	         n->tree, n->level, n->depth, from_new ? "newest" : "older", mode_name(d->mode),
@@ -690,7 +385,7 @@ static void apply_damage(const struct cstate *s, uint8_t *img, const struct dama
 		break;
 	default:
 		do
-			src = &newest(s)->nodes[rng_below(rng, (uint32_t)newest(s)->nnodes)];
+			src = &newest(s)->nodes[kv_rng_below(rng, (uint32_t)newest(s)->nnodes)];
 		while (src->bytenr == d->off && newest(s)->nnodes > 1);
 		memcpy(img + d->off, s->image + src->bytenr, d->len);
 		break;
@@ -708,21 +403,23 @@ static const struct cgen *opened_gen(const struct cstate *s, struct arb_fs *fs, 
 
 	arb_fs_info(fs, &info);
 	m = find_gen(s, info.generation);
-	CHECK(m && m >= &s->gens[s->ngens - RING], "opened generation %" PRIu64 ", newest %" PRIu64,
-	      info.generation, top->gen);
+	TU_ASSERT(m && m >= &s->gens[s->ngens - RING],
+	          "opened generation %" PRIu64 ", newest %" PRIu64, info.generation, top->gen);
 	if (m == top)
 		return m;
-	CHECK(hits_newest, "opened generation %" PRIu64 " though generation %" PRIu64 " is intact",
-	      m->gen, top->gen);
-	CHECK(info.fallback_from == top->gen,
-	      "fell back to %" PRIu64 " with fallback_from %" PRIu64, m->gen, info.fallback_from);
+	TU_ASSERT(hits_newest,
+	          "opened generation %" PRIu64 " though generation %" PRIu64 " is intact", m->gen,
+	          top->gen);
+	TU_ASSERT(info.fallback_from == top->gen,
+	          "fell back to %" PRIu64 " with fallback_from %" PRIu64, m->gen,
+	          info.fallback_from);
 	st->fallbacks++;
 	return m;
 }
 
 static void corrupt_once(const struct cstate *s, uint64_t iseed, struct cstats *st)
 {
-	uint64_t rng = mix64(iseed);
+	uint64_t rng = tu_mix64(iseed);
 	struct arb_dev *dev = NULL;
 	struct arb_fs *fs = NULL;
 	const struct cgen *m;
@@ -730,24 +427,23 @@ static void corrupt_once(const struct cstate *s, uint64_t iseed, struct cstats *
 	bool hits_newest, reach;
 	int ret;
 
-	if (rng_below(&rng, 100) < 25)
+	if (kv_rng_below(&rng, 100) < 25)
 		pick_super(s, &rng, &d);
 	else
 		pick_node(s, &rng, &d);
-	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " iteration seed %" PRIu64 ": %s", s->seed, iseed,
-	        d.desc);
-	CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
+	kv_ctx(s->seed, "iteration seed %" PRIu64 ": %s", iseed, d.desc);
+	TU_RC(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev));
 	apply_damage(s, arb_memdev_data(dev), &d, &rng);
 	hits_newest =
 	        d.super ? s->ncopies == 1 && d.off % ARB_SUPER_COPY_SIZE / ARB_SUPER_SLOT_SIZE ==
 	                                             newest(s)->gen % ARB_SUPER_SLOTS
 	                : has_node(newest(s), d.off);
-	ret = open_fs(dev, 0, &fs);
+	ret = kv_open(dev, 0, &fs);
 	st->iters++;
 	if (ret != 0) {
-		CHECK(is_errno(ret), "arb_open returned %d", ret);
-		CHECK(hits_newest, "arb_open failed (%d) though the newest generation is intact",
-		      ret);
+		TU_ASSERT(kv_is_errno(ret), "arb_open returned %d", ret);
+		TU_ASSERT(hits_newest,
+		          "arb_open failed (%d) though the newest generation is intact", ret);
 		st->open_failed++;
 		arb_dev_close(dev);
 		return;
@@ -760,8 +456,17 @@ static void corrupt_once(const struct cstate *s, uint64_t iseed, struct cstats *
 		check_detects(fs);
 		st->detected++;
 	} else {
-		check_clean(fs);
+		tu_check_clean(fs);
 	}
+	arb_close(fs);
+	arb_dev_close(dev);
+}
+
+/* Every read returns exactly m's data and arb_check is clean; closes fs and dev. */
+static void expect_intact(struct arb_fs *fs, struct arb_dev *dev, const struct cgen *m)
+{
+	TU_ASSERT(read_all(fs, m, true) == 0, "read errors");
+	tu_check_clean(fs);
 	arb_close(fs);
 	arb_dev_close(dev);
 }
@@ -779,18 +484,14 @@ static void test_ring_intact(void **state)
 		struct arb_fs *fs = NULL;
 		struct arb_fs_info info;
 
-		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " intact generation %" PRIu64, s->seed,
-		        s->gens[i].gen);
-		CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
-		CHECK_RET(open_fs(dev, i == s->ngens - 1 ? 0 : s->gens[i].gen, &fs), 0);
+		kv_ctx(s->seed, "intact generation %" PRIu64, s->gens[i].gen);
+		TU_RC(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev));
+		TU_RC(kv_open(dev, i == s->ngens - 1 ? 0 : s->gens[i].gen, &fs));
 		arb_fs_info(fs, &info);
-		CHECK(info.generation == s->gens[i].gen && info.fallback_from == 0,
-		      "opened generation %" PRIu64 " (fallback from %" PRIu64 ")", info.generation,
-		      info.fallback_from);
-		CHECK(read_all(fs, &s->gens[i], true) == 0, "read errors");
-		check_clean(fs);
-		arb_close(fs);
-		arb_dev_close(dev);
+		TU_ASSERT(info.generation == s->gens[i].gen && info.fallback_from == 0,
+		          "opened generation %" PRIu64 " (fallback from %" PRIu64 ")",
+		          info.generation, info.fallback_from);
+		expect_intact(fs, dev, &s->gens[i]);
 	}
 }
 
@@ -802,7 +503,7 @@ static void damage_slot(uint8_t *slot, int how, uint64_t *rng)
 		memset(slot, 0, ARB_SUPER_SLOT_SIZE);
 	else
 		for (uint32_t i = 0; i < ARB_SUPER_SLOT_SIZE; i += 8) {
-			uint64_t r = rng_next(rng);
+			uint64_t r = kv_rng_next(rng);
 
 			memcpy(slot + i, &r, 8);
 		}
@@ -813,10 +514,10 @@ static void damage_slot(uint8_t *slot, int how, uint64_t *rng)
 static int open_with_supers_damaged(const struct cstate *s, int how, uint64_t keep_gen,
                                     struct arb_dev **ret_dev, struct arb_fs **ret_fs)
 {
-	uint64_t rng = mix64(s->seed + (uint64_t)how);
+	uint64_t rng = tu_mix64(s->seed + (uint64_t)how);
 	uint8_t *img;
 
-	CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, ret_dev), 0);
+	TU_RC(arb_memdev_from_buffer(s->image, DEV_SIZE, ret_dev));
 	img = arb_memdev_data(*ret_dev);
 	for (int c = 0; c < s->ncopies; c++)
 		for (uint32_t slot = 0; slot < ARB_SUPER_SLOTS; slot++) {
@@ -824,7 +525,7 @@ static int open_with_supers_damaged(const struct cstate *s, int how, uint64_t ke
 				continue;
 			damage_slot(img + s->super_off[c] + slot * ARB_SUPER_SLOT_SIZE, how, &rng);
 		}
-	return open_fs(*ret_dev, 0, ret_fs);
+	return kv_open(*ret_dev, 0, ret_fs);
 }
 
 static void test_all_supers_damaged(void **state)
@@ -838,9 +539,9 @@ static void test_all_supers_damaged(void **state)
 		struct arb_fs *fs = NULL;
 		int ret;
 
-		set_ctx("ARBOR_TEST_SEED=%" PRIu64 " all superblocks %s", s->seed, hows[how]);
+		kv_ctx(s->seed, "all superblocks %s", hows[how]);
 		ret = open_with_supers_damaged(s, how, 0, &dev, &fs);
-		CHECK(is_errno(ret), "arb_open returned %d", ret);
+		TU_ASSERT(kv_is_errno(ret), "arb_open returned %d", ret);
 		arb_dev_close(dev);
 	}
 }
@@ -855,44 +556,39 @@ static void test_one_old_super_left(void **state)
 	struct arb_fs_info info;
 
 	(void)state;
-	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " only the slot of %" PRIu64 " left", s->seed, m->gen);
-	CHECK_RET(open_with_supers_damaged(s, 0, m->gen, &dev, &fs), 0);
+	kv_ctx(s->seed, "only the slot of %" PRIu64 " left", m->gen);
+	TU_RC(open_with_supers_damaged(s, 0, m->gen, &dev, &fs));
 	arb_fs_info(fs, &info);
-	CHECK(info.generation == m->gen, "opened generation %" PRIu64, info.generation);
-	CHECK(read_all(fs, m, true) == 0, "read errors");
-	check_clean(fs);
-	arb_close(fs);
-	arb_dev_close(dev);
+	TU_ASSERT(info.generation == m->gen, "opened generation %" PRIu64, info.generation);
+	expect_intact(fs, dev, m);
 }
 
 static void root_damaged(const struct cstate *s, uint64_t bytenr, const char *what, int how)
 {
 	const struct cgen *top = newest(s), *prev = &s->gens[s->ngens - 2];
-	uint64_t rng = mix64(s->seed ^ bytenr);
+	uint64_t rng = tu_mix64(s->seed ^ bytenr);
 	struct arb_dev *dev = NULL;
 	struct arb_fs *fs = NULL;
 	struct arb_fs_info info;
 	uint8_t *img;
 
-	set_ctx("ARBOR_TEST_SEED=%" PRIu64 " newest %s root %" PRIu64 " %s", s->seed, what, bytenr,
-	        how ? "zeroed" : "one bit flipped");
-	CHECK(!has_node(prev, bytenr), "test premise: the root is new in the newest generation");
-	CHECK_RET(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev), 0);
+	kv_ctx(s->seed, "newest %s root %" PRIu64 " %s", what, bytenr,
+	       how ? "zeroed" : "one bit flipped");
+	TU_ASSERT(!has_node(prev, bytenr),
+	          "test premise: the root is new in the newest generation");
+	TU_RC(arb_memdev_from_buffer(s->image, DEV_SIZE, &dev));
 	img = arb_memdev_data(dev) + bytenr;
 	if (how)
 		memset(img, 0, NODESIZE);
 	else
 		flip_bits(img + ARB_CSUM_SIZE, (NODESIZE - ARB_CSUM_SIZE) * 8, 1, &rng);
-	CHECK_RET(open_fs(dev, 0, &fs), 0);
+	TU_RC(kv_open(dev, 0, &fs));
 	arb_fs_info(fs, &info);
-	CHECK(info.generation == prev->gen && info.fallback_from == top->gen,
-	      "opened generation %" PRIu64 " with fallback_from %" PRIu64 ", want %" PRIu64
-	      " from %" PRIu64,
-	      info.generation, info.fallback_from, prev->gen, top->gen);
-	CHECK(read_all(fs, prev, true) == 0, "read errors");
-	check_clean(fs);
-	arb_close(fs);
-	arb_dev_close(dev);
+	TU_ASSERT(info.generation == prev->gen && info.fallback_from == top->gen,
+	          "opened generation %" PRIu64 " with fallback_from %" PRIu64 ", want %" PRIu64
+	          " from %" PRIu64,
+	          info.generation, info.fallback_from, prev->gen, top->gen);
+	expect_intact(fs, dev, prev);
 }
 
 static void test_newest_root_damaged(void **state)
@@ -910,16 +606,17 @@ static void test_random_damage(void **state)
 {
 	const struct cstate *s = state_get();
 	struct cstats st = {0};
-	size_t iters = (size_t)(BASE_ITERS * test_scale());
-	uint64_t rng = mix64(s->seed ^ 0xbadb10c);
-	double t0 = now_sec();
+	size_t iters = (size_t)(BASE_ITERS * tu_scale());
+	uint64_t rng = tu_mix64(s->seed ^ 0xbadb10c);
+	double t0 = tu_now_sec();
 
 	(void)state;
+	iters = iters < MIN_ITERS ? MIN_ITERS : iters;
 	for (size_t i = 0; i < iters; i++)
-		corrupt_once(s, rng_next(&rng), &st);
+		corrupt_once(s, kv_rng_next(&rng), &st);
 	print_message("# random damage: %zu images in %.1f s: open failed %zu, fell back %zu, "
 	              "reachable damage %zu (all found by arb_check), read errors %zu\n",
-	              st.iters, now_sec() - t0, st.open_failed, st.fallbacks, st.reached,
+	              st.iters, tu_now_sec() - t0, st.open_failed, st.fallbacks, st.reached,
 	              st.read_errors);
 	assert_int_equal(st.iters, iters);
 	assert_int_equal(st.detected, st.reached);
@@ -929,6 +626,7 @@ static void test_random_damage(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	kv_free();
 	if (g_state) {
 		for (int i = 0; i < g_state->ngens; i++)
 			free(g_state->gens[i].nodes);
