@@ -65,7 +65,8 @@ static int fs_alloc(struct arb_dev *dev, uint32_t nodesize, uint64_t total_bytes
 	fs->root_tree.id = ARB_ROOT_TREE_ID;
 	fs->space_tree.fs = fs;
 	fs->space_tree.id = ARB_SPACE_TREE_ID;
-	err = arb_cache_init(&fs->cache, nodesize, cache_bytes ? cache_bytes : default_cache_bytes());
+	err = arb_cache_init(&fs->cache, nodesize,
+	                     cache_bytes ? cache_bytes : default_cache_bytes());
 	if (!err)
 		err = arb_sm_init(&fs->sm, total_bytes, ARB_SECTOR_SIZE, nodesize,
 		                  fs->super_offsets, fs->ncopies);
@@ -766,6 +767,7 @@ static int open_slot(struct arb_dev *dev, const struct arb_super *sb, const stru
 	fs->msg = o->msg;
 	fs->msg_ctx = o->msg_ctx;
 	fs->read_only = o->read_only || dev->read_only;
+	fs->fixed_time = o->time_sec;
 	fs_from_super(fs, sb);
 	err = arb_read_node(fs, &fs->root_tree.root, true, &n);
 	if (!err) {
@@ -978,9 +980,18 @@ static int new_handle(struct arb_fs *fs, struct arb_tree **ret)
 	uint32_t nsec;
 
 	now(&sec, &nsec);
+	if (fs->fixed_time) {
+		/* reproducible images: time from the tool, UUID from fsid + id */
+		sec = fs->fixed_time;
+		nsec = 0;
+		memcpy(t->item.uuid, fs->fsid, 16);
+		for (int i = 0; i < 8; i++)
+			t->item.uuid[8 + i] ^= (uint8_t)(t->id >> (8 * i));
+	} else {
+		random_uuid(t->item.uuid);
+	}
 	t->item.ctime_sec = htole64(sec);
 	t->item.ctime_nsec = htole32(nsec);
-	random_uuid(t->item.uuid);
 	t->next = fs->user_trees;
 	fs->user_trees = t;
 	*ret = t;

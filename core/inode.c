@@ -37,10 +37,12 @@ int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret)
 	return arb_tree_get(fs, id, ret);
 }
 
-struct timespec vfs_now(void)
+struct timespec vfs_now(const struct arb_fs *fs)
 {
 	struct timespec ts;
 
+	if (fs->fixed_time) /* reproducible images (SOURCE_DATE_EPOCH) */
+		return (struct timespec){(time_t)fs->fixed_time, 0};
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts;
 }
@@ -133,7 +135,7 @@ int vnode_put(struct vnode *v)
 
 void vnode_touch(struct vnode *v, bool mtime)
 {
-	v->ctime = vfs_now();
+	v->ctime = vfs_now(v->t->fs);
 	if (mtime)
 		v->mtime = v->ctime;
 	v->sequence++;
@@ -224,7 +226,7 @@ int vnode_new(struct arb_fs *fs, struct arb_tree *t, uint32_t mode, uint64_t rde
 		if (S_ISDIR(mode))
 			v->mode |= S_ISGID;
 	}
-	v->atime = v->mtime = v->ctime = v->otime = vfs_now();
+	v->atime = v->mtime = v->ctime = v->otime = vfs_now(fs);
 	return vnode_put(v);
 }
 
@@ -435,7 +437,7 @@ int arb_vfs_getattr(struct arb_fs *fs, arb_ino_t ino, struct arb_stat *st)
 
 static void apply_times(struct vnode *v, const struct arb_setattr *sa)
 {
-	struct timespec now = vfs_now();
+	struct timespec now = vfs_now(v->t->fs);
 
 	if (sa->valid & ARB_SET_ATIME_NOW)
 		v->atime = now;
@@ -474,7 +476,7 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 	if (sa->valid & ARB_SET_GID)
 		v.gid = sa->gid;
 	apply_times(&v, sa);
-	v.ctime = (sa->valid & ARB_SET_CTIME) ? sa->ctime : vfs_now();
+	v.ctime = (sa->valid & ARB_SET_CTIME) ? sa->ctime : vfs_now(fs);
 	v.sequence++;
 	err = vnode_put(&v);
 	if (!err && st)

@@ -33,7 +33,7 @@ int vnode_new(struct arb_fs *fs, struct arb_tree *t, uint32_t mode, uint64_t rde
 int vnode_unlinked(struct vnode *v);
 void vnode_touch(struct vnode *v, bool mtime);
 void vnode_stat(const struct vnode *v, struct arb_stat *st);
-struct timespec vfs_now(void);
+struct timespec vfs_now(const struct arb_fs *fs);
 int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret);
 bool vnode_is_dir(const struct vnode *v);
 

@@ -953,6 +953,7 @@ static int make_filesystem(const struct mkfs_opts *o, struct arb_dev *dev, struc
 		uuid_generate(fsid);
 	fo.fsid = fsid;
 	if (o->have_time) {
+		oo.time_sec = o->time_sec;
 		derive_ids(fsid, devuuid, &hash_seed);
 		fo.devuuid = devuuid;
 		fo.hash_seed = hash_seed;

@@ -40,6 +40,8 @@ struct arb_open_opts {
 	bool read_only;
 	size_t cache_bytes;      /* bound for clean cached nodes; 0: RAM/16, 64 MiB..1 GiB */
 	uint64_t max_generation; /* 0: newest; else newest slot <= this */
+	uint64_t time_sec;       /* non-zero: use as the time of every change and
+	                            commit (reproducible images, SOURCE_DATE_EPOCH) */
 	arb_msg_fn msg;
 	void *msg_ctx;
 };

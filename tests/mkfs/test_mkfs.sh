@@ -306,24 +306,6 @@ test_sparse_tib() {
 	t_check "1 TiB image" "$img"
 }
 
-# The core stamps the commit after arb_open, the subvolume's root item and
-# the root directory with the current time (and the root item with a random
-# UUID): until arb_open can be given a fixed clock, only the generation-1
-# slots written by arb_format reproduce.  Reported as TODO, so the suite
-# flags it (XPASS) as soon as the core catches up.
-REPRO_TODO="the core has no fixed clock after arb_open (commit time, root item ctime and uuid, inode times)"
-
-# t_todo STATUS DESCRIPTION REASON: a known gap; a failure does not fail the
-# script, a pass shows up as XPASS.
-t_todo() {
-	t_count=$((t_count + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $t_count - $2 # TODO $3"
-	else
-		echo "not ok $t_count - $2 # TODO $3"
-	fi
-}
-
 test_reproducible() {
 	local a=$T/repro-a.img b=$T/repro-b.img
 
@@ -335,15 +317,15 @@ test_reproducible() {
 	"$ARBOR" -i "$a" inspect superblock >"$T/repro-a.txt" 2>&1
 	"$ARBOR" -i "$b" inspect superblock >"$T/repro-b.txt" 2>&1
 	if cmp -s "$T/repro-a.txt" "$T/repro-b.txt"; then
-		t_todo 0 "identical inspect superblock output" "$REPRO_TODO"
+		t_result 0 "identical inspect superblock output"
 	else
-		t_todo 1 "identical inspect superblock output" "$REPRO_TODO"
+		t_result 1 "identical inspect superblock output"
 		diff "$T/repro-a.txt" "$T/repro-b.txt" | sed 's/^/#   /'
 	fi
 	if cmp -s "$a" "$b"; then
-		t_todo 0 "byte-identical images" "$REPRO_TODO"
+		t_result 0 "byte-identical images"
 	else
-		t_todo 1 "byte-identical images" "$REPRO_TODO"
+		t_result 1 "byte-identical images"
 		cmp "$a" "$b" | sed 's/^/#   /'
 	fi
 	t_check "reproducible image" "$a"
