@@ -209,17 +209,27 @@ void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max)
 
 /* ---- number and name parsing --------------------------------------------- */
 
+/* The unsigned number s starts with, in base (0: C prefixes); *end is what
+ * follows it.  No leading sign, at least one digit. */
+static int parse_unsigned(const char *s, int base, char **end, unsigned long long *ret)
+{
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	*ret = strtoull(s, end, base);
+	if (errno)
+		return -errno;
+	return *end == s ? -EINVAL : 0;
+}
+
 int cli_parse_u64(const char *s, uint64_t *ret)
 {
 	char *end;
 	unsigned long long v;
+	int err = parse_unsigned(s, 0, &end, &v);
 
-	if (!*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
-		return -errno;
+	if (err)
+		return err;
 	if (*end)
 		return -EINVAL;
 	*ret = v;
@@ -246,16 +256,10 @@ int cli_parse_size(const char *s, uint64_t *ret)
 {
 	char *end;
 	unsigned long long v;
-	int shift;
+	int shift, err = parse_unsigned(s, 10, &end, &v);
 
-	if (!*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -errno;
-	if (end == s)
-		return -EINVAL;
+	if (err)
+		return err;
 	shift = size_shift(end);
 	if (shift < 0)
 		return -EINVAL;
