@@ -59,7 +59,8 @@ void cli_warning(const char *fmt, ...)
 	va_end(ap);
 }
 
-void cli_msg(void *ctx, enum arb_msg_level level, const char *text)
+/* The message callback installed into the core. */
+static void cli_msg(void *ctx, enum arb_msg_level level, const char *text)
 {
 	static const char *const names[] = {"error", "warning", "info", "debug"};
 	size_t len = strlen(text);
@@ -192,11 +193,13 @@ int cli_getopt(const struct cmd_struct *cmd, int argc, char **argv, const char *
 	return c;
 }
 
-void cli_no_options(const struct cmd_struct *cmd, int argc, char **argv)
+int cli_no_options(const struct cmd_struct *cmd, int argc, char **argv, int min, int max)
 {
 	optind = 0;
 	while (cli_getopt(cmd, argc, argv, "", NULL) != -1)
 		;
+	cli_check_argc(cmd, argc - optind, min, max);
+	return argc - optind;
 }
 
 void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max)
@@ -205,6 +208,24 @@ void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max)
 		exit(cli_usage_error(cmd, "not enough arguments"));
 	if (nargs > max)
 		exit(cli_usage_error(cmd, "too many arguments"));
+}
+
+void cli_check_arg(const struct cmd_struct *cmd, int err, const char *what, const char *arg)
+{
+	if (err)
+		exit(cli_usage_error(cmd, "invalid %s '%s'", what, arg));
+}
+
+void cli_arg_tree(const struct cmd_struct *cmd, const char *arg, uint64_t *ret)
+{
+	cli_check_arg(cmd, cli_parse_tree_id(arg, ret), "tree id", arg);
+}
+
+void cli_arg_key(const struct cmd_struct *cmd, char **args, struct arb_key *ret)
+{
+	cli_check_arg(cmd, cli_parse_u64(args[0], &ret->objectid), "objectid", args[0]);
+	cli_check_arg(cmd, cli_parse_key_type(args[1], &ret->type), "key type", args[1]);
+	cli_check_arg(cmd, cli_parse_u64(args[2], &ret->offset), "offset", args[2]);
 }
 
 /* ---- number and name parsing --------------------------------------------- */
@@ -318,26 +339,10 @@ int cli_parse_key_type(const char *s, uint8_t *ret)
 	return 0;
 }
 
-int cli_parse_key(char **args, struct arb_key *ret)
-{
-	if (cli_parse_u64(args[0], &ret->objectid)) {
-		cli_error("invalid objectid '%s'", args[0]);
-		return -EINVAL;
-	}
-	if (cli_parse_key_type(args[1], &ret->type)) {
-		cli_error("invalid key type '%s'", args[1]);
-		return -EINVAL;
-	}
-	if (cli_parse_u64(args[2], &ret->offset)) {
-		cli_error("invalid offset '%s'", args[2]);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* ---- the image ----------------------------------------------------------- */
 
-int cli_open_dev(bool rdonly, struct arb_dev **ret_dev)
+/* Open the -i image (ARB_DEV_EXCL, plus ARB_DEV_RDONLY when rdonly). */
+static int open_dev(bool rdonly, struct arb_dev **ret_dev)
 {
 	int flags = ARB_DEV_EXCL | (rdonly ? ARB_DEV_RDONLY : 0);
 	int ret = arb_dev_open_file(cli_globals.image, flags, ret_dev);
@@ -347,27 +352,54 @@ int cli_open_dev(bool rdonly, struct arb_dev **ret_dev)
 	return ret;
 }
 
-int cli_open_fs(bool rdonly, struct cli_fs *cfs)
+int cli_with_dev(bool rdonly, cli_dev_fn fn, void *arg)
+{
+	struct arb_dev *dev;
+	int ret = open_dev(rdonly, &dev);
+
+	if (ret < 0)
+		return CLI_EXIT_ERROR;
+	ret = fn(dev, arg);
+	arb_dev_close(dev);
+	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+int cli_with_fs(bool rdonly, cli_fs_fn fn, void *arg)
 {
 	struct arb_open_opts opts = {
 	        .read_only = rdonly,
 	        .msg = cli_msg,
 	};
-	int ret;
+	struct cli_fs cfs = {NULL, NULL};
+	int ret = open_dev(rdonly, &cfs.dev);
 
-	cfs->fs = NULL;
-	ret = cli_open_dev(rdonly, &cfs->dev);
 	if (ret < 0)
-		return ret;
-	ret = arb_open(cfs->dev, &opts, &cfs->fs);
+		return CLI_EXIT_ERROR;
+	ret = arb_open(cfs.dev, &opts, &cfs.fs);
 	if (ret < 0) {
 		cli_error("cannot open the filesystem on %s: %s", cli_globals.image,
 		          strerror(-ret));
-		arb_dev_close(cfs->dev);
-		cfs->dev = NULL;
-		cfs->fs = NULL;
+	} else {
+		ret = fn(&cfs, arg);
+		if (ret >= 0 && !rdonly)
+			ret = cli_commit(&cfs);
+		arb_close(cfs.fs);
 	}
-	return ret;
+	arb_dev_close(cfs.dev);
+	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+int cli_fs_info_of(struct arb_dev *dev, struct arb_fs_info *info)
+{
+	struct arb_open_opts opts = {.read_only = true, .msg = cli_msg};
+	struct arb_fs *fs;
+	int ret = arb_open(dev, &opts, &fs);
+
+	if (ret < 0)
+		return ret;
+	arb_fs_info(fs, info);
+	arb_close(fs);
+	return 0;
 }
 
 void cli_report(const struct cli_fs *cfs, const char *what, int err)
@@ -380,34 +412,32 @@ void cli_report(const struct cli_fs *cfs, const char *what, int err)
 		cli_error("%s: %s", what, strerror(-err));
 }
 
-int cli_commit(struct cli_fs *cfs)
+int cli_result(const struct cli_fs *cfs, int ret, const char *missing, const char *what)
 {
-	int ret = arb_commit(cfs->fs);
-
-	if (ret < 0)
-		cli_report(cfs, "commit failed", ret);
+	if (ret == -ENOENT && missing)
+		cli_error("%s", missing);
+	else if (ret < 0)
+		cli_report(cfs, what, ret);
 	return ret;
 }
 
-void cli_close_fs(struct cli_fs *cfs)
+int cli_tree_result(const struct cli_fs *cfs, uint64_t id, int ret, const char *what)
 {
-	if (cfs->fs)
-		arb_close(cfs->fs);
-	if (cfs->dev)
-		arb_dev_close(cfs->dev);
-	cfs->fs = NULL;
-	cfs->dev = NULL;
+	char missing[32];
+
+	snprintf(missing, sizeof(missing), "no tree %" PRIu64, id);
+	return cli_result(cfs, ret, missing, what);
+}
+
+int cli_commit(struct cli_fs *cfs)
+{
+	return cli_result(cfs, arb_commit(cfs->fs), NULL, "commit failed");
 }
 
 int cli_get_tree(struct cli_fs *cfs, uint64_t id, struct arb_tree **ret_tree)
 {
-	int ret = arb_tree_get(cfs->fs, id, ret_tree);
-
-	if (ret == -ENOENT)
-		cli_error("no tree %" PRIu64, id);
-	else if (ret < 0)
-		cli_report(cfs, "cannot open the tree", ret);
-	return ret;
+	return cli_tree_result(cfs, id, arb_tree_get(cfs->fs, id, ret_tree),
+	                       "cannot open the tree");
 }
 
 /* ---- the command table ----------------------------------------------------- */

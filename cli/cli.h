@@ -78,11 +78,21 @@ int cli_usage_error(const struct cmd_struct *cmd, const char *fmt, ...)
  */
 int cli_getopt(const struct cmd_struct *cmd, int argc, char **argv, const char *optstring,
                const struct option *longopts);
-/* For commands without options: handle --help, reject anything else that
- * looks like an option; afterwards argv[optind..] are the arguments. */
-void cli_no_options(const struct cmd_struct *cmd, int argc, char **argv);
 /* Exit 2 unless the command got between min and max positional arguments. */
 void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max);
+/* For commands without options: handle --help, reject anything else that
+ * looks like an option, cli_check_argc(); returns the number of arguments,
+ * argv[optind..]. */
+int cli_no_options(const struct cmd_struct *cmd, int argc, char **argv, int min, int max);
+
+/* ---- arguments (arbor.c): invalid ones exit 2 ------------------------------ */
+
+/* Exit 2 with "invalid WHAT 'ARG'" and the synopsis when err is non-zero. */
+void cli_check_arg(const struct cmd_struct *cmd, int err, const char *what, const char *arg);
+/* A tree id (see cli_parse_tree_id). */
+void cli_arg_tree(const struct cmd_struct *cmd, const char *arg, uint64_t *ret);
+/* A key: args[0..2] are OBJECTID TYPE OFFSET. */
+void cli_arg_key(const struct cmd_struct *cmd, char **args, struct arb_key *ret);
 
 /* ---- parsing (arbor.c); 0 or -EINVAL / -ERANGE -------------------------- */
 
@@ -95,8 +105,6 @@ int cli_parse_tree_id(const char *s, uint64_t *ret);
 int cli_parse_key_type(const char *s, uint8_t *ret);
 /* Name of a key type ("ROOT_ITEM", ... or the number); buf of >= 16 bytes. */
 const char *cli_key_type_name(uint8_t type, char *buf, size_t len);
-/* Parse "OBJECTID TYPE OFFSET"; prints the error. */
-int cli_parse_key(char **args, struct arb_key *ret);
 
 /* ---- the image (arbor.c) -------------------------------------------- */
 
@@ -105,18 +113,31 @@ struct cli_fs {
 	struct arb_fs *fs;
 };
 
-/* Open the -i image (ARB_DEV_EXCL, plus ARB_DEV_RDONLY when rdonly).
- * Errors are printed; returns 0 or a negative errno. */
-int cli_open_dev(bool rdonly, struct arb_dev **ret_dev);
-/* Open the image and the filesystem on it, with core messages on stderr. */
-int cli_open_fs(bool rdonly, struct cli_fs *cfs);
+typedef int (*cli_dev_fn)(struct arb_dev *dev, void *arg);
+typedef int (*cli_fs_fn)(struct cli_fs *cfs, void *arg);
+
+/*
+ * Open the -i image (ARB_DEV_EXCL, plus ARB_DEV_RDONLY when rdonly), call
+ * fn, close.  Returns CLI_EXIT_OK if fn returned >= 0, else CLI_EXIT_ERROR.
+ * Errors are printed where they are met: here (the image does not open)
+ * or by fn.
+ */
+int cli_with_dev(bool rdonly, cli_dev_fn fn, void *arg);
+/* The same with the filesystem on the image opened too (core messages on
+ * stderr); read-write, a successful fn is followed by a commit. */
+int cli_with_fs(bool rdonly, cli_fs_fn fn, void *arg);
+/* Open the filesystem on dev read-only just to read its state; returns
+ * arb_open()'s result, unprinted (core messages are). */
+int cli_fs_info_of(struct arb_dev *dev, struct arb_fs_info *info);
 /* Commit the running transaction; prints the error. */
 int cli_commit(struct cli_fs *cfs);
-void cli_close_fs(struct cli_fs *cfs);
-/* The message callback installed into the core. */
-void cli_msg(void *ctx, enum arb_msg_level level, const char *text);
 /* Print "error: what: strerror" (plus the failed-state reason if any). */
 void cli_report(const struct cli_fs *cfs, const char *what, int err);
+/* Returns ret; when it is an error prints it: -ENOENT as `missing` (unless
+ * NULL), any other as cli_report(what). */
+int cli_result(const struct cli_fs *cfs, int ret, const char *missing, const char *what);
+/* cli_result() of an operation on tree id: -ENOENT is "no tree ID". */
+int cli_tree_result(const struct cli_fs *cfs, uint64_t id, int ret, const char *what);
 /* Get a tree handle; prints the error. */
 int cli_get_tree(struct cli_fs *cfs, uint64_t id, struct arb_tree **ret_tree);
 

@@ -25,29 +25,6 @@
 #define FILL_VALUE_SIZE 100u
 #define FILL_COMMIT_EVERY 1000u
 
-/* Open read-write, run fn, commit if it succeeded. */
-typedef int (*mutate_fn)(struct cli_fs *cfs, void *arg);
-
-static int run_mutation(mutate_fn fn, void *arg)
-{
-	struct cli_fs cfs;
-	int ret;
-
-	if (cli_open_fs(false, &cfs) < 0)
-		return CLI_EXIT_ERROR;
-	ret = fn(&cfs, arg);
-	if (ret >= 0)
-		ret = cli_commit(&cfs);
-	cli_close_fs(&cfs);
-	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
-}
-
-static void parse_tree_arg(const struct cmd_struct *cmd, const char *s, uint64_t *ret)
-{
-	if (cli_parse_tree_id(s, ret))
-		exit(cli_usage_error(cmd, "invalid tree id '%s'", s));
-}
-
 /* ---- engine format ---------------------------------------------------------- */
 
 struct format_args {
@@ -106,13 +83,13 @@ static void parse_format_args(const struct cmd_struct *cmd, int argc, char **arg
 	while ((c = cli_getopt(cmd, argc, argv, "n:s:L:", NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (cli_parse_size(optarg, &v) || !valid_nodesize(v))
-				exit(cli_usage_error(cmd, "invalid node size '%s'", optarg));
+			cli_check_arg(cmd, cli_parse_size(optarg, &v) || !valid_nodesize(v),
+			              "node size", optarg);
 			fa->opts.nodesize = (uint32_t)v;
 			break;
 		case 's':
-			if (cli_parse_size(optarg, &fa->size) || !fa->size)
-				exit(cli_usage_error(cmd, "invalid size '%s'", optarg));
+			cli_check_arg(cmd, cli_parse_size(optarg, &fa->size) || !fa->size, "size",
+			              optarg);
 			break;
 		case 'L':
 			if (strlen(optarg) >= sizeof(((struct arb_super *)0)->label))
@@ -126,27 +103,33 @@ static void parse_format_args(const struct cmd_struct *cmd, int argc, char **arg
 
 static void print_formatted(struct arb_dev *dev)
 {
-	struct arb_open_opts oo = {.read_only = true, .msg = cli_msg};
 	struct arb_fs_info info;
-	struct arb_fs *fs;
 	char uuid[37];
 
-	if (arb_open(dev, &oo, &fs) < 0) {
+	if (cli_fs_info_of(dev, &info) < 0) {
 		cli_warning("the new filesystem does not open");
 		return;
 	}
-	arb_fs_info(fs, &info);
 	cli_print_uuid(info.fsid, uuid);
 	printf("formatted %s: %" PRIu64 " bytes, nodesize %" PRIu32 ", fsid %s, label \"%s\"\n",
 	       cli_globals.image, info.total_bytes, info.nodesize, uuid, info.label);
-	arb_close(fs);
+}
+
+static int do_format(struct arb_dev *dev, void *arg)
+{
+	const struct format_args *fa = arg;
+	int ret = arb_format(dev, &fa->opts);
+
+	if (ret < 0)
+		cli_error("cannot format %s: %s", cli_globals.image, strerror(-ret));
+	else
+		print_formatted(dev);
+	return ret;
 }
 
 static int cmd_engine_format(const struct cmd_struct *cmd, int argc, char **argv)
 {
 	struct format_args fa = {{0}, 0};
-	struct arb_dev *dev;
-	int ret;
 
 	parse_format_args(cmd, argc, argv, &fa);
 	if (!fa.size && access(cli_globals.image, F_OK) < 0 && errno == ENOENT) {
@@ -158,15 +141,7 @@ static int cmd_engine_format(const struct cmd_struct *cmd, int argc, char **argv
 		return CLI_EXIT_ERROR;
 	fa.opts.size = fa.size;
 	fa.opts.time_sec = source_date_epoch();
-	if (cli_open_dev(false, &dev) < 0)
-		return CLI_EXIT_ERROR;
-	ret = arb_format(dev, &fa.opts);
-	if (ret < 0)
-		cli_error("cannot format %s: %s", cli_globals.image, strerror(-ret));
-	else
-		print_formatted(dev);
-	arb_dev_close(dev);
-	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+	return cli_with_dev(false, do_format, &fa);
 }
 
 static const char *const cmd_engine_format_usage[] = {
@@ -193,27 +168,31 @@ struct tree_op {
 	uint64_t new_id; /* create, clone */
 };
 
-static int do_create_tree(struct cli_fs *cfs, void *arg)
-{
-	struct tree_op *op = arg;
-	int ret = arb_tree_create(cfs->fs, &op->new_id);
-
-	if (ret < 0)
-		cli_report(cfs, "cannot create a tree", ret);
-	return ret;
-}
-
-static int cmd_engine_create_tree(const struct cmd_struct *cmd, int argc, char **argv)
+/* The command's TREE argument (if nargs is 1) in op.src, fn, and the id
+ * of the new tree printed if there is one. */
+static int run_tree_op(const struct cmd_struct *cmd, int argc, char **argv, int nargs, cli_fs_fn fn)
 {
 	struct tree_op op = {0, 0};
 	int ret;
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 0);
-	ret = run_mutation(do_create_tree, &op);
-	if (ret == CLI_EXIT_OK)
+	if (cli_no_options(cmd, argc, argv, nargs, nargs))
+		cli_arg_tree(cmd, argv[optind], &op.src);
+	ret = cli_with_fs(false, fn, &op);
+	if (ret == CLI_EXIT_OK && op.new_id)
 		printf("%" PRIu64 "\n", op.new_id);
 	return ret;
+}
+
+static int do_create_tree(struct cli_fs *cfs, void *arg)
+{
+	struct tree_op *op = arg;
+
+	return cli_result(cfs, arb_tree_create(cfs->fs, &op->new_id), NULL, "cannot create a tree");
+}
+
+static int cmd_engine_create_tree(const struct cmd_struct *cmd, int argc, char **argv)
+{
+	return run_tree_op(cmd, argc, argv, 0, do_create_tree);
 }
 
 static const char *const cmd_engine_create_tree_usage[] = {
@@ -229,27 +208,14 @@ static const struct cmd_struct cmd_struct_engine_create_tree = {
 static int do_clone(struct cli_fs *cfs, void *arg)
 {
 	struct tree_op *op = arg;
-	int ret = arb_tree_clone(cfs->fs, op->src, &op->new_id);
 
-	if (ret == -ENOENT)
-		cli_error("no tree %" PRIu64, op->src);
-	else if (ret < 0)
-		cli_report(cfs, "cannot clone the tree", ret);
-	return ret;
+	return cli_tree_result(cfs, op->src, arb_tree_clone(cfs->fs, op->src, &op->new_id),
+	                       "cannot clone the tree");
 }
 
 static int cmd_engine_clone(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct tree_op op = {0, 0};
-	int ret;
-
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 1, 1);
-	parse_tree_arg(cmd, argv[optind], &op.src);
-	ret = run_mutation(do_clone, &op);
-	if (ret == CLI_EXIT_OK)
-		printf("%" PRIu64 "\n", op.new_id);
-	return ret;
+	return run_tree_op(cmd, argc, argv, 1, do_clone);
 }
 
 static const char *const cmd_engine_clone_usage[] = {
@@ -267,23 +233,14 @@ static const struct cmd_struct cmd_struct_engine_clone = {"clone", cmd_engine_cl
 static int do_drop(struct cli_fs *cfs, void *arg)
 {
 	struct tree_op *op = arg;
-	int ret = arb_tree_drop(cfs->fs, op->src);
 
-	if (ret == -ENOENT)
-		cli_error("no tree %" PRIu64, op->src);
-	else if (ret < 0)
-		cli_report(cfs, "cannot drop the tree", ret);
-	return ret;
+	return cli_tree_result(cfs, op->src, arb_tree_drop(cfs->fs, op->src),
+	                       "cannot drop the tree");
 }
 
 static int cmd_engine_drop(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct tree_op op = {0, 0};
-
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 1, 1);
-	parse_tree_arg(cmd, argv[optind], &op.src);
-	return run_mutation(do_drop, &op);
+	return run_tree_op(cmd, argc, argv, 1, do_drop);
 }
 
 static const char *const cmd_engine_drop_usage[] = {
@@ -301,14 +258,17 @@ static const struct cmd_struct cmd_struct_engine_drop = {"drop", cmd_engine_drop
 struct key_op {
 	uint64_t tree;
 	struct arb_key key;
-	const char *value;
+	const char *value; /* put */
+	bool hex;          /* get */
 };
 
-static void parse_key_op(const struct cmd_struct *cmd, char **args, struct key_op *op)
+/* args: TREE OBJECTID TYPE OFFSET, into op; then fn on the filesystem. */
+static int run_key_op(const struct cmd_struct *cmd, char **args, struct key_op *op, bool rdonly,
+                      cli_fs_fn fn)
 {
-	parse_tree_arg(cmd, args[0], &op->tree);
-	if (cli_parse_key(args + 1, &op->key))
-		exit(CLI_EXIT_USAGE);
+	cli_arg_tree(cmd, args[0], &op->tree);
+	cli_arg_key(cmd, args + 1, &op->key);
+	return cli_with_fs(rdonly, fn, op);
 }
 
 static int do_put(struct cli_fs *cfs, void *arg)
@@ -321,20 +281,16 @@ static int do_put(struct cli_fs *cfs, void *arg)
 	if (ret < 0)
 		return ret;
 	ret = arb_put(tree, &op->key, op->value, (uint32_t)strlen(op->value));
-	if (ret < 0)
-		cli_report(cfs, "cannot put the item", ret);
-	return ret;
+	return cli_result(cfs, ret, NULL, "cannot put the item");
 }
 
 static int cmd_engine_put(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct key_op op;
+	struct key_op op = {0};
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 5, 5);
-	parse_key_op(cmd, argv + optind, &op);
+	cli_no_options(cmd, argc, argv, 5, 5);
 	op.value = argv[optind + 4];
-	return run_mutation(do_put, &op);
+	return run_key_op(cmd, argv + optind, &op, false, do_put);
 }
 
 static const char *const cmd_engine_put_usage[] = {
@@ -359,8 +315,9 @@ static bool is_text(const uint8_t *p, uint32_t len)
 	return true;
 }
 
-static int lookup_and_print(struct cli_fs *cfs, const struct key_op *op, bool hex)
+static int lookup_and_print(struct cli_fs *cfs, void *arg)
 {
+	const struct key_op *op = arg;
 	struct arb_tree *tree;
 	uint32_t bufsize = arb_max_item_size(cfs->fs), len = 0;
 	uint8_t *buf;
@@ -374,14 +331,11 @@ static int lookup_and_print(struct cli_fs *cfs, const struct key_op *op, bool he
 		cli_error("out of memory");
 		return -ENOMEM;
 	}
-	ret = arb_lookup(tree, &op->key, buf, bufsize, &len);
-	if (ret == -ENOENT)
-		cli_error("no such item");
-	else if (ret < 0)
-		cli_report(cfs, "lookup failed", ret);
-	else if (hex || !is_text(buf, len))
+	ret = cli_result(cfs, arb_lookup(tree, &op->key, buf, bufsize, &len), "no such item",
+	                 "lookup failed");
+	if (ret == 0 && (op->hex || !is_text(buf, len)))
 		cli_hexdump(buf, len, "");
-	else
+	else if (ret == 0)
 		printf("%.*s\n", (int)len, (const char *)buf);
 	free(buf);
 	return ret;
@@ -393,20 +347,13 @@ static int cmd_engine_get(const struct cmd_struct *cmd, int argc, char **argv)
 	        {"hex", no_argument, NULL, 'x'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct cli_fs cfs;
-	struct key_op op;
-	bool hex = false;
-	int c, ret;
+	struct key_op op = {0};
+	int c;
 
 	while ((c = cli_getopt(cmd, argc, argv, "x", longopts)) != -1)
-		hex = hex || c == 'x';
+		op.hex = op.hex || c == 'x';
 	cli_check_argc(cmd, argc - optind, 4, 4);
-	parse_key_op(cmd, argv + optind, &op);
-	if (cli_open_fs(true, &cfs) < 0)
-		return CLI_EXIT_ERROR;
-	ret = lookup_and_print(&cfs, &op, hex);
-	cli_close_fs(&cfs);
-	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+	return run_key_op(cmd, argv + optind, &op, true, lookup_and_print);
 }
 
 static const char *const cmd_engine_get_usage[] = {
@@ -432,22 +379,16 @@ static int do_del(struct cli_fs *cfs, void *arg)
 	ret = cli_get_tree(cfs, op->tree, &tree);
 	if (ret < 0)
 		return ret;
-	ret = arb_delete(tree, &op->key);
-	if (ret == -ENOENT)
-		cli_error("no such item");
-	else if (ret < 0)
-		cli_report(cfs, "cannot delete the item", ret);
-	return ret;
+	return cli_result(cfs, arb_delete(tree, &op->key), "no such item",
+	                  "cannot delete the item");
 }
 
 static int cmd_engine_del(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct key_op op;
+	struct key_op op = {0};
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 4, 4);
-	parse_key_op(cmd, argv + optind, &op);
-	return run_mutation(do_del, &op);
+	cli_no_options(cmd, argc, argv, 4, 4);
+	return run_key_op(cmd, argv + optind, &op, false, do_del);
 }
 
 static const char *const cmd_engine_del_usage[] = {
@@ -504,12 +445,11 @@ static int do_fill(struct cli_fs *cfs, void *arg)
 		return ret;
 	for (uint64_t i = 1; i <= op->count; i++) {
 		random_item(&state, &key, value);
-		ret = arb_put(tree, &key, value, FILL_VALUE_SIZE);
-		if (ret < 0) {
-			cli_report(cfs, "cannot insert", ret);
+		ret = cli_result(cfs, arb_put(tree, &key, value, FILL_VALUE_SIZE), NULL,
+		                 "cannot insert");
+		if (ret < 0)
 			return ret;
-		}
-		/* the last commit is run_mutation's */
+		/* the last commit is cli_with_fs()'s */
 		if (i % FILL_COMMIT_EVERY || i == op->count)
 			continue;
 		ret = cli_commit(cfs);
@@ -517,7 +457,7 @@ static int do_fill(struct cli_fs *cfs, void *arg)
 			return ret;
 		op->commits++;
 	}
-	op->commits++; /* the final one, done by run_mutation */
+	op->commits++; /* the final one, done by cli_with_fs() */
 	return 0;
 }
 
@@ -533,14 +473,12 @@ static void parse_fill_args(const struct cmd_struct *cmd, int argc, char **argv,
 	while ((c = cli_getopt(cmd, argc, argv, "", longopts)) != -1) {
 		if (c != 'S')
 			continue;
-		if (cli_parse_u64(optarg, &op->seed))
-			exit(cli_usage_error(cmd, "invalid seed '%s'", optarg));
+		cli_check_arg(cmd, cli_parse_u64(optarg, &op->seed), "seed", optarg);
 		seeded = true;
 	}
 	cli_check_argc(cmd, argc - optind, 2, 2);
-	parse_tree_arg(cmd, argv[optind], &op->tree);
-	if (cli_parse_u64(argv[optind + 1], &op->count))
-		exit(cli_usage_error(cmd, "invalid count '%s'", argv[optind + 1]));
+	cli_arg_tree(cmd, argv[optind], &op->tree);
+	cli_check_arg(cmd, cli_parse_u64(argv[optind + 1], &op->count), "count", argv[optind + 1]);
 	if (!seeded)
 		op->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 }
@@ -551,7 +489,7 @@ static int cmd_engine_fill(const struct cmd_struct *cmd, int argc, char **argv)
 	int ret;
 
 	parse_fill_args(cmd, argc, argv, &op);
-	ret = run_mutation(do_fill, &op);
+	ret = cli_with_fs(false, do_fill, &op);
 	if (ret == CLI_EXIT_OK)
 		printf("inserted %" PRIu64 " items into tree %" PRIu64 " (seed %" PRIu64
 		       ", %" PRIu64 " commits)\n",
@@ -589,20 +527,17 @@ static int print_tree_row(void *ctx, const struct cli_root_info *ri)
 	return 0;
 }
 
-static int cmd_engine_list(const struct cmd_struct *cmd, int argc, char **argv)
+static int list_trees(struct cli_fs *cfs, void *arg)
 {
-	struct cli_fs cfs;
-	int ret;
-
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 0);
-	if (cli_open_fs(true, &cfs) < 0)
-		return CLI_EXIT_ERROR;
 	printf("%-8s %-8s %-12s %-5s %-8s %-10s %-9s %-6s %s\n", "ID", "PARENT", "ROOT", "LEVEL",
 	       "GEN", "CREATE_GEN", "LAST_SNAP", "FLAGS", "UUID");
-	ret = cli_for_each_root(&cfs, print_tree_row, NULL);
-	cli_close_fs(&cfs);
-	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+	return cli_for_each_root(cfs, print_tree_row, arg);
+}
+
+static int cmd_engine_list(const struct cmd_struct *cmd, int argc, char **argv)
+{
+	cli_no_options(cmd, argc, argv, 0, 0);
+	return cli_with_fs(true, list_trees, NULL);
 }
 
 static const char *const cmd_engine_list_usage[] = {
@@ -631,33 +566,32 @@ static void print_report(const struct arb_check_report *r)
 	printf("used mismatch   %" PRIu64 "\n", r->used_mismatch);
 }
 
-static int cmd_engine_check(const struct cmd_struct *cmd, int argc, char **argv)
+static int check_fs(struct cli_fs *cfs, void *arg)
 {
 	struct arb_check_report report;
 	struct arb_fs_info info;
-	struct cli_fs cfs;
 	int ret;
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 0);
-	if (cli_open_fs(true, &cfs) < 0)
-		return CLI_EXIT_ERROR;
 	memset(&report, 0, sizeof(report));
-	arb_fs_info(cfs.fs, &info);
+	arb_fs_info(cfs->fs, &info);
 	printf("checking generation %" PRIu64 " of %s\n", info.generation, cli_globals.image);
-	ret = arb_check(cfs.fs, &report);
-	cli_close_fs(&cfs);
+	ret = arb_check(cfs->fs, &report);
 	if (ret < 0 && ret != -EUCLEAN) {
 		cli_error("check failed: %s", strerror(-ret));
-		return CLI_EXIT_ERROR;
+		return ret;
 	}
 	print_report(&report);
-	if (ret == -EUCLEAN) {
+	if (ret == -EUCLEAN)
 		cli_error("the filesystem has errors");
-		return CLI_EXIT_ERROR;
-	}
-	printf("clean\n");
-	return CLI_EXIT_OK;
+	else
+		printf("clean\n");
+	return ret;
+}
+
+static int cmd_engine_check(const struct cmd_struct *cmd, int argc, char **argv)
+{
+	cli_no_options(cmd, argc, argv, 0, 0);
+	return cli_with_fs(true, check_fs, NULL);
 }
 
 static const char *const cmd_engine_check_usage[] = {
@@ -701,19 +635,19 @@ static void print_info(const struct arb_fs_info *i)
 		printf("state             failed\n");
 }
 
-static int cmd_engine_info(const struct cmd_struct *cmd, int argc, char **argv)
+static int show_info(struct cli_fs *cfs, void *arg)
 {
 	struct arb_fs_info info;
-	struct cli_fs cfs;
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 0);
-	if (cli_open_fs(true, &cfs) < 0)
-		return CLI_EXIT_ERROR;
-	arb_fs_info(cfs.fs, &info);
+	arb_fs_info(cfs->fs, &info);
 	print_info(&info);
-	cli_close_fs(&cfs);
-	return CLI_EXIT_OK;
+	return 0;
+}
+
+static int cmd_engine_info(const struct cmd_struct *cmd, int argc, char **argv)
+{
+	cli_no_options(cmd, argc, argv, 0, 0);
+	return cli_with_fs(true, show_info, NULL);
 }
 
 static const char *const cmd_engine_info_usage[] = {

@@ -134,18 +134,14 @@ struct mount_pick {
 
 static void find_mount_pick(struct arb_dev *dev, struct mount_pick *pick)
 {
-	struct arb_open_opts opts = {.read_only = true, .msg = cli_msg};
 	struct arb_fs_info info;
-	struct arb_fs *fs;
 
 	memset(pick, 0, sizeof(*pick));
-	pick->ret = arb_open(dev, &opts, &fs);
+	pick->ret = cli_fs_info_of(dev, &info);
 	if (pick->ret < 0)
 		return;
-	arb_fs_info(fs, &info);
 	pick->generation = info.generation;
 	pick->fallback_from = info.fallback_from;
-	arb_close(fs);
 }
 
 static void print_blkptr(const char *name, const struct arb_blkptr *p)
@@ -236,7 +232,7 @@ static void print_copies(uint64_t dev_size)
 	printf("\n\n");
 }
 
-static int show_superblocks(struct arb_dev *dev, struct arb_super_slot *slots)
+static int print_superblocks(struct arb_dev *dev, struct arb_super_slot *slots)
 {
 	struct mount_pick pick;
 	int n, picked;
@@ -244,7 +240,7 @@ static int show_superblocks(struct arb_dev *dev, struct arb_super_slot *slots)
 	n = arb_super_read_all(dev, slots, MAX_SLOTS);
 	if (n < 0) {
 		cli_error("cannot read the superblocks of %s: %s", cli_globals.image, strerror(-n));
-		return CLI_EXIT_ERROR;
+		return n;
 	}
 	find_mount_pick(dev, &pick);
 	picked = picked_slot(slots, n, &pick);
@@ -253,29 +249,27 @@ static int show_superblocks(struct arb_dev *dev, struct arb_super_slot *slots)
 		print_slot(&slots[i], i == picked);
 	printf("\n");
 	print_pick(slots, picked, &pick);
-	return CLI_EXIT_OK;
+	return 0;
+}
+
+static int show_superblocks(struct arb_dev *dev, void *arg)
+{
+	struct arb_super_slot *slots = calloc(MAX_SLOTS, sizeof(*slots));
+	int ret;
+
+	if (!slots) {
+		cli_error("out of memory");
+		return -ENOMEM;
+	}
+	ret = print_superblocks(dev, slots);
+	free(slots);
+	return ret;
 }
 
 static int cmd_inspect_superblock(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct arb_super_slot *slots;
-	struct arb_dev *dev;
-	int ret;
-
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 0);
-	if (cli_open_dev(true, &dev) < 0)
-		return CLI_EXIT_ERROR;
-	slots = calloc(MAX_SLOTS, sizeof(*slots));
-	if (!slots) {
-		cli_error("out of memory");
-		arb_dev_close(dev);
-		return CLI_EXIT_ERROR;
-	}
-	ret = show_superblocks(dev, slots);
-	free(slots);
-	arb_dev_close(dev);
-	return ret;
+	cli_no_options(cmd, argc, argv, 0, 0);
+	return cli_with_dev(true, show_superblocks, NULL);
 }
 
 static const char *const cmd_inspect_superblock_usage[] = {
@@ -524,26 +518,31 @@ static int dump_all_trees(struct cli_fs *cfs, uint32_t nodesize)
 	return err;
 }
 
+struct dump_args {
+	bool all;
+	uint64_t id;
+};
+
+static int dump_trees(struct cli_fs *cfs, void *arg)
+{
+	const struct dump_args *a = arg;
+	struct arb_fs_info info;
+
+	arb_fs_info(cfs->fs, &info);
+	if (a->all)
+		return dump_all_trees(cfs, info.nodesize);
+	return dump_one_tree(cfs, a->id, info.nodesize);
+}
+
 static int cmd_inspect_dump_tree(const struct cmd_struct *cmd, int argc, char **argv)
 {
-	struct arb_fs_info info;
-	struct cli_fs cfs;
-	uint64_t id = 0;
-	int ret;
+	struct dump_args a = {true, 0};
 
-	cli_no_options(cmd, argc, argv);
-	cli_check_argc(cmd, argc - optind, 0, 1);
-	if (argc - optind == 1 && cli_parse_tree_id(argv[optind], &id))
-		return cli_usage_error(cmd, "invalid tree id '%s'", argv[optind]);
-	if (cli_open_fs(true, &cfs) < 0)
-		return CLI_EXIT_ERROR;
-	arb_fs_info(cfs.fs, &info);
-	if (argc - optind == 1)
-		ret = dump_one_tree(&cfs, id, info.nodesize);
-	else
-		ret = dump_all_trees(&cfs, info.nodesize);
-	cli_close_fs(&cfs);
-	return ret < 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+	if (cli_no_options(cmd, argc, argv, 0, 1)) {
+		a.all = false;
+		cli_arg_tree(cmd, argv[optind], &a.id);
+	}
+	return cli_with_fs(true, dump_trees, &a);
 }
 
 static const char *const cmd_inspect_dump_tree_usage[] = {
