@@ -1924,6 +1924,40 @@ static void test_falloc_punch(void **state)
 	vt_finish(&v);
 }
 
+/* Punching or zeroing with KEEP_SIZE across the end of file keeps the size. */
+static void test_falloc_across_eof(void **state)
+{
+	struct vt v;
+	arb_ino_t f, g, h;
+
+	(void)state;
+	vt_setup(&v);
+	f = vt_file(&v, v.root, "f");
+	g = vt_file(&v, v.root, "g");
+	h = vt_file(&v, v.root, "h");
+	vt_write_pat(&v, f, 0, 5000, 5);
+	vt_write_pat(&v, g, 0, 5000, 5);
+	vt_write_pat(&v, h, 0, 100, 5);
+	TU_RC(arb_vfs_fallocate(FS(&v), f, ARB_FALLOC_PUNCH_HOLE | ARB_FALLOC_KEEP_SIZE, 4500,
+	                        10000));
+	TU_RC(arb_vfs_fallocate(FS(&v), g, ARB_FALLOC_ZERO_RANGE | ARB_FALLOC_KEEP_SIZE, 4700,
+	                        10000));
+	TU_RC(arb_vfs_fallocate(FS(&v), h, ARB_FALLOC_PUNCH_HOLE | ARB_FALLOC_KEEP_SIZE, 50,
+	                        10000));
+	TU_EQ_U64(vt_stat(&v, f).size, 5000);
+	TU_EQ_U64(vt_stat(&v, g).size, 5000);
+	TU_EQ_U64(vt_stat(&v, h).size, 100);
+	vt_cycle(&v);
+	vt_expect_pat(&v, f, 0, 4500, 5);
+	vt_expect_zero(&v, f, 4500, 500);
+	vt_expect_pat(&v, g, 0, 4700, 5);
+	vt_expect_zero(&v, g, 4700, 300);
+	vt_expect_pat(&v, h, 0, 50, 5);
+	vt_expect_zero(&v, h, 50, 50);
+	TU_EQ_U64(vt_read_len(&v, f, 0, 10000), 5000);
+	vt_finish(&v);
+}
+
 static void test_falloc_zero_range(void **state)
 {
 	static const int bad[] = {0x04, 0x08, 0x20, 0x40, 0x03 | 0x10, 0x100};
@@ -2539,6 +2573,7 @@ int main(void)
 	tu_tests_add(&ts, "falloc_prealloc", test_falloc_prealloc);
 	tu_tests_add(&ts, "falloc_punch", test_falloc_punch);
 	tu_tests_add(&ts, "falloc_zero_range", test_falloc_zero_range);
+	tu_tests_add(&ts, "falloc_across_eof", test_falloc_across_eof);
 	tu_tests_add(&ts, "lseek", test_lseek);
 	tu_tests_add(&ts, "xattr_basic", test_xattr_basic);
 	tu_tests_add(&ts, "xattr_flags", test_xattr_flags);
