@@ -305,7 +305,8 @@ int arb_tree_drop_ref(struct arb_fs *fs, struct arb_tree *t, const struct arb_pt
 
 /* ---- allocation and shadowing ------------------------------------------- */
 
-static int alloc_node(struct arb_tree *t, uint8_t level, struct arb_node **ret)
+/* A fresh dirty block in the cache, its content left to the caller. */
+static int alloc_block(struct arb_tree *t, struct arb_node **ret)
 {
 	struct arb_fs *fs = t->fs;
 	uint64_t bytenr;
@@ -317,10 +318,20 @@ static int alloc_node(struct arb_tree *t, uint8_t level, struct arb_node **ret)
 	n = arb_cache_add(&fs->cache, bytenr);
 	if (!n)
 		return -ENOMEM;
-	node_init(n->buf, fs->nodesize, fs->fsid, bytenr, fs->transid, t->id, level);
 	arb_cache_set_dirty(&fs->cache, n);
 	*ret = n;
 	return 0;
+}
+
+static int alloc_node(struct arb_tree *t, uint8_t level, struct arb_node **ret)
+{
+	struct arb_fs *fs = t->fs;
+	int err = alloc_block(t, ret);
+
+	if (!err)
+		node_init((*ret)->buf, fs->nodesize, fs->fsid, (*ret)->bytenr, fs->transid, t->id,
+		          level);
+	return err;
 }
 
 static void set_parent_ptr(struct arb_tree *t, struct arb_node *parent, uint32_t pslot,
@@ -357,10 +368,11 @@ static int cow_node(struct arb_tree *t, struct arb_node **np, struct arb_node *p
 
 	if (old->dirty && node_gen(old->buf) == fs->transid && !shared)
 		return 0;
-	err = alloc_node(t, node_level(old->buf), &copy);
+	err = alloc_block(t, &copy);
 	if (err)
 		return err;
-	memcpy(copy->buf + ARB_CSUM_SIZE, old->buf + ARB_CSUM_SIZE, fs->nodesize - ARB_CSUM_SIZE);
+	/* the checksum field is rewritten when the copy is finalized */
+	memcpy(copy->buf, old->buf, fs->nodesize);
 	node_hdr(copy->buf)->bytenr = htole64(copy->bytenr);
 	node_hdr(copy->buf)->generation = htole64(fs->transid);
 	node_hdr(copy->buf)->owner = htole64(t->id);
