@@ -556,7 +556,7 @@ int arb_vfs_statfs(struct arb_fs *fs, struct arb_statfs *st)
 
 	arb_fs_info(fs, &info);
 	memset(st, 0, sizeof(*st));
-	st->bsize = fs->nodesize > 65536 ? 65536 : 128 * 1024;
+	st->bsize = 128 * 1024; /* large requests suit the log-structured allocator */
 	st->frsize = fs->sectorsize;
 	st->blocks = info.total_sectors;
 	/* quarantined sectors are free within a few commits */
