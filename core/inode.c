@@ -250,35 +250,76 @@ void arb_vfs_free_state(struct arb_fs *fs)
 	fs->vfs = NULL;
 }
 
+/* Open counts: an open-addressing hash (inode 0 marks a free slot), since
+ * a FUSE daemon counts every inode the kernel knows. */
+static size_t open_home(arb_ino_t ino, size_t cap)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+}
+
+static int open_grow(struct vfs_state *s)
+{
+	size_t cap = s->cap ? 2 * s->cap : 64;
+	struct open_slot *tab = calloc(cap, sizeof(*tab));
+
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++) {
+		if (!s->tab[i].ino)
+			continue;
+		size_t j = open_home(s->tab[i].ino, cap);
+
+		while (tab[j].ino)
+			j = (j + 1) & (cap - 1);
+		tab[j] = s->tab[i];
+	}
+	free(s->tab);
+	s->tab = tab;
+	s->cap = cap;
+	return 0;
+}
+
 static struct open_slot *open_find(struct arb_fs *fs, arb_ino_t ino, bool create)
 {
 	struct vfs_state *s = fs->vfs;
 
-	if (!s) {
-		if (!create || !(s = fs->vfs = calloc(1, sizeof(*s))))
-			return NULL;
-	}
-	for (size_t i = 0; i < s->used; i++)
+	if (!s && (!create || !(s = fs->vfs = calloc(1, sizeof(*s)))))
+		return NULL;
+	if (create && (s->used + 1) * 10 > s->cap * 7 && open_grow(s))
+		return NULL;
+	for (size_t i = s->cap ? open_home(ino, s->cap) : 0; s->cap; i = (i + 1) & (s->cap - 1)) {
 		if (s->tab[i].ino == ino)
 			return &s->tab[i];
-	if (!create)
-		return NULL;
-	if (s->used == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
-		struct open_slot *t = realloc(s->tab, cap * sizeof(*t));
-
-		if (!t)
-			return NULL;
-		s->tab = t;
-		s->cap = cap;
+		if (!s->tab[i].ino) {
+			if (!create)
+				return NULL;
+			s->used++;
+			s->tab[i] = (struct open_slot){ino, 0};
+			return &s->tab[i];
+		}
 	}
-	s->tab[s->used] = (struct open_slot){ino, 0};
-	return &s->tab[s->used++];
+	return NULL;
 }
 
+/* Remove a slot, shifting back the entries that probed past it. */
 static void open_forget(struct arb_fs *fs, struct open_slot *o)
 {
-	*o = fs->vfs->tab[--fs->vfs->used];
+	struct vfs_state *s = fs->vfs;
+	size_t hole = (size_t)(o - s->tab);
+
+	s->tab[hole].ino = 0;
+	s->used--;
+	for (size_t i = (hole + 1) & (s->cap - 1); s->tab[i].ino; i = (i + 1) & (s->cap - 1)) {
+		size_t home = open_home(s->tab[i].ino, s->cap);
+
+		/* move it if the hole lies on its probe path (cyclically) */
+		if ((i > hole && (home <= hole || home > i)) ||
+		    (i < hole && home <= hole && home > i)) {
+			s->tab[hole] = s->tab[i];
+			s->tab[i].ino = 0;
+			hole = i;
+		}
+	}
 }
 
 static int orphan_key_op(struct vnode *v, bool add)
@@ -326,13 +367,19 @@ int arb_vfs_open(struct arb_fs *fs, arb_ino_t ino)
 
 int arb_vfs_release(struct arb_fs *fs, arb_ino_t ino)
 {
+	return arb_vfs_forget(fs, ino, 1);
+}
+
+int arb_vfs_forget(struct arb_fs *fs, arb_ino_t ino, uint64_t n)
+{
 	struct open_slot *o = open_find(fs, ino, false);
 	struct vnode v;
 	int err;
 
-	if (!o || !o->count)
+	if (!o || o->count < n)
 		return -EBADF;
-	if (--o->count)
+	o->count -= (uint32_t)n;
+	if (o->count)
 		return 0;
 	open_forget(fs, o);
 	err = vnode_get(fs, ino, &v);

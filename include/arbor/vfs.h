@@ -133,6 +133,10 @@ int arb_vfs_readdir(struct arb_fs *fs, arb_ino_t dir, uint64_t pos, arb_dirent_f
  * last release, then is freed. */
 int arb_vfs_open(struct arb_fs *fs, arb_ino_t ino);
 int arb_vfs_release(struct arb_fs *fs, arb_ino_t ino);
+/* n releases at once (FUSE forget: a front end may count every lookup it
+ * answers as an open, so that an unlinked inode the kernel still knows
+ * stays readable). */
+int arb_vfs_forget(struct arb_fs *fs, arb_ino_t ino, uint64_t n);
 
 /* ---- data ------------------------------------------------------------------ */
 
