@@ -193,11 +193,25 @@ int cli_getopt(const struct cmd_struct *cmd, int argc, char **argv, const char *
 	return c;
 }
 
+unsigned int cli_flags(const struct cmd_struct *cmd, int argc, char **argv, const char *flags,
+                       const struct option *longopts)
+{
+	unsigned int set = 0;
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(cmd, argc, argv, flags, longopts)) != -1) {
+		const char *p = strchr(flags, c);
+
+		if (p)
+			set |= 1u << (p - flags);
+	}
+	return set;
+}
+
 int cli_no_options(const struct cmd_struct *cmd, int argc, char **argv, int min, int max)
 {
-	optind = 0;
-	while (cli_getopt(cmd, argc, argv, "", NULL) != -1)
-		;
+	cli_flags(cmd, argc, argv, "", NULL);
 	cli_check_argc(cmd, argc - optind, min, max);
 	return argc - optind;
 }

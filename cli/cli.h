@@ -78,6 +78,11 @@ int cli_usage_error(const struct cmd_struct *cmd, const char *fmt, ...)
  */
 int cli_getopt(const struct cmd_struct *cmd, int argc, char **argv, const char *optstring,
                const struct option *longopts);
+/* For commands whose options are flags without arguments (flags: their
+ * letters, longopts may name them too): returns the set given, bit i for
+ * flags[i]; then use optind. */
+unsigned int cli_flags(const struct cmd_struct *cmd, int argc, char **argv, const char *flags,
+                       const struct option *longopts);
 /* Exit 2 unless the command got between min and max positional arguments. */
 void cli_check_argc(const struct cmd_struct *cmd, int nargs, int min, int max);
 /* For commands without options: handle --help, reject anything else that
@@ -163,5 +168,8 @@ int cli_for_each_root(struct cli_fs *cfs, cli_root_fn fn, void *ctx);
 void cli_print_uuid(const uint8_t uuid[16], char out[37]);
 /* Hex and ASCII, 16 bytes a line, each line prefixed by indent. */
 void cli_hexdump(const void *data, uint32_t len, const char *indent);
+/* A value (item data, xattr): printable bytes as a line of text, anything
+ * else, or everything when hex, as cli_hexdump(). */
+void cli_print_value(const void *data, uint32_t len, bool hex);
 
 #endif /* ARBOR_CLI_H */

@@ -306,15 +306,6 @@ static const char *const cmd_engine_put_usage[] = {
 static const struct cmd_struct cmd_struct_engine_put = {"put", cmd_engine_put, cmd_engine_put_usage,
                                                         NULL, CMD_IMAGE};
 
-static bool is_text(const uint8_t *p, uint32_t len)
-{
-	for (uint32_t i = 0; i < len; i++) {
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return false;
-	}
-	return true;
-}
-
 static int lookup_and_print(struct cli_fs *cfs, void *arg)
 {
 	const struct key_op *op = arg;
@@ -333,10 +324,8 @@ static int lookup_and_print(struct cli_fs *cfs, void *arg)
 	}
 	ret = cli_result(cfs, arb_lookup(tree, &op->key, buf, bufsize, &len), "no such item",
 	                 "lookup failed");
-	if (ret == 0 && (op->hex || !is_text(buf, len)))
-		cli_hexdump(buf, len, "");
-	else if (ret == 0)
-		printf("%.*s\n", (int)len, (const char *)buf);
+	if (ret == 0)
+		cli_print_value(buf, len, op->hex);
 	free(buf);
 	return ret;
 }
@@ -348,10 +337,8 @@ static int cmd_engine_get(const struct cmd_struct *cmd, int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	struct key_op op = {0};
-	int c;
 
-	while ((c = cli_getopt(cmd, argc, argv, "x", longopts)) != -1)
-		op.hex = op.hex || c == 'x';
+	op.hex = cli_flags(cmd, argc, argv, "x", longopts);
 	cli_check_argc(cmd, argc - optind, 4, 4);
 	return run_key_op(cmd, argv + optind, &op, true, lookup_and_print);
 }

@@ -52,6 +52,23 @@ void cli_hexdump(const void *data, uint32_t len, const char *indent)
 	}
 }
 
+static bool is_text(const uint8_t *p, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+void cli_print_value(const void *data, uint32_t len, bool hex)
+{
+	if (hex || !is_text(data, len))
+		cli_hexdump(data, len, "");
+	else
+		printf("%.*s\n", (int)len, (const char *)data);
+}
+
 int cli_decode_root_item(uint64_t id, const void *data, uint32_t len, struct cli_root_info *ret)
 {
 	struct arb_root_item ri;
