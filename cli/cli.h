@@ -20,6 +20,7 @@
 
 #include "arbor/btree.h"
 #include "arbor/fs.h"
+#include "arbor/vfs.h"
 #include "arbor_format.h"
 
 #define CLI_EXIT_OK 0
@@ -52,6 +53,21 @@ struct cmd_group {
 
 extern const struct cmd_struct cmd_struct_inspect;
 extern const struct cmd_struct cmd_struct_engine;
+/* files in the filesystem: files.c, names.c, xattr.c */
+extern const struct cmd_struct cmd_struct_ls;
+extern const struct cmd_struct cmd_struct_stat;
+extern const struct cmd_struct cmd_struct_readlink;
+extern const struct cmd_struct cmd_struct_cat;
+extern const struct cmd_struct cmd_struct_get;
+extern const struct cmd_struct cmd_struct_put;
+extern const struct cmd_struct cmd_struct_truncate;
+extern const struct cmd_struct cmd_struct_mkdir;
+extern const struct cmd_struct cmd_struct_mknod;
+extern const struct cmd_struct cmd_struct_rm;
+extern const struct cmd_struct cmd_struct_rmdir;
+extern const struct cmd_struct cmd_struct_ln;
+extern const struct cmd_struct cmd_struct_mv;
+extern const struct cmd_struct cmd_struct_xattr;
 
 /* Global options (before the command). */
 struct cli_globals {
@@ -171,5 +187,83 @@ void cli_hexdump(const void *data, uint32_t len, const char *indent);
 /* A value (item data, xattr): printable bytes as a line of text, anything
  * else, or everything when hex, as cli_hexdump(). */
 void cli_print_value(const void *data, uint32_t len, bool hex);
+
+/* ---- files in the filesystem (fspath.c) ------------------------------- */
+
+/*
+ * The file commands work on the default subvolume, whose root directory is
+ * "/".  Paths are absolute; "." and ".." are resolved by name, and no
+ * symbolic link is followed.
+ */
+struct cli_vfs {
+	struct cli_fs *cfs;
+	struct arb_fs *fs;
+	arb_ino_t root;
+	struct arb_cred cred; /* owner of what the command creates: the caller */
+	uint32_t umask;       /* the caller's, applied to new inodes */
+};
+
+typedef int (*cli_vfs_fn)(struct cli_vfs *v, void *arg);
+
+/* cli_with_fs() with the root directory found (and on a read-write open,
+ * orphans freed) before fn runs. */
+int cli_with_vfs(bool rdonly, cli_vfs_fn fn, void *arg);
+/* Exit 2 unless arg is an absolute path. */
+void cli_arg_path(const struct cmd_struct *cmd, const char *arg);
+/* After the options: exit 2 unless the one argument left is an absolute
+ * path; returns it. */
+const char *cli_path_arg(const struct cmd_struct *cmd, int argc, char **argv);
+/* A command taking PATH and no options: fn gets the path as its arg. */
+int cli_run_on_path(const struct cmd_struct *cmd, int argc, char **argv, bool rdonly,
+                    cli_vfs_fn fn);
+/* Print "error: path: strerror" when ret < 0; returns ret. */
+int cli_path_result(const struct cli_vfs *v, const char *path, int ret);
+
+/* A node found by path. */
+struct cli_node {
+	arb_ino_t dir; /* the directory holding it (for the root: the root) */
+	struct arb_stat st;
+};
+/* Look a path up.  Errors (negative errno) are not printed. */
+int cli_vfs_resolve(struct cli_vfs *v, const char *path, struct cli_node *ret);
+/* The same, creating missing directories on the way (mkdir -p). */
+int cli_vfs_mkdirs(struct cli_vfs *v, const char *path, struct cli_node *ret);
+
+/* Where a path is or would be: its directory and its name. */
+struct cli_place {
+	arb_ino_t dir;
+	char name[ARB_NAME_MAX + 1]; /* "" for the root */
+};
+/* The directory must exist: -ENOENT, -ENOTDIR otherwise. */
+int cli_vfs_place(struct cli_vfs *v, const char *path, struct cli_place *ret);
+/* As cp, mv and ln: path's place, or when path is a directory and name is
+ * not NULL, name inside it. */
+int cli_vfs_target(struct cli_vfs *v, const char *path, const char *name, struct cli_place *ret);
+/* Look a place up: -ENOENT when it does not exist (the root always does). */
+int cli_vfs_lookup(struct cli_vfs *v, const struct cli_place *pl, struct arb_stat *st);
+
+/* The entries of a directory, in readdir order. */
+struct cli_dirent {
+	char *name;
+	arb_ino_t ino;
+	unsigned dtype;     /* DT_* */
+	struct arb_stat st; /* zero: filled by the caller if needed */
+};
+struct cli_dirlist {
+	struct cli_dirent *ents;
+	size_t count, cap;
+};
+/* Read every entry of dir; the list is freed with cli_dirlist_free(). */
+int cli_vfs_list(struct cli_vfs *v, arb_ino_t dir, struct cli_dirlist *ret);
+/* Append an entry (a copy of name). */
+int cli_dirlist_add(struct cli_dirlist *l, const char *name, size_t len, arb_ino_t ino,
+                    unsigned dtype);
+void cli_dirlist_free(struct cli_dirlist *l);
+
+/* "drwxr-xr-x": the type letter and permissions as ls -l; buf >= 11 bytes. */
+const char *cli_mode_string(uint32_t mode, char *buf);
+/* Local time as "2026-01-31 12:00" or, with nsec, as stat(1) prints it:
+ * "2026-01-31 12:00:00.123456789 +0000"; buf >= 64 bytes. */
+const char *cli_time_string(const struct timespec *ts, bool nsec, char *buf, size_t len);
 
 #endif /* ARBOR_CLI_H */
