@@ -387,8 +387,9 @@ static int create_node(struct arb_fs *fs, arb_ino_t dir, const char *name, uint3
 
 	if (!err)
 		err = dir_get(fs, dir, name, &nlen, &d);
-	if (!err)
-		err = dirent_find(&d, name, nlen, &ent);
+	if (err)
+		return err;
+	err = dirent_find(&d, name, nlen, &ent);
 	if (err != -ENOENT)
 		return err ? err : -EEXIST;
 	if (S_ISDIR(mode) && d.nlink >= ARB_LINK_MAX)
@@ -480,8 +481,9 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
 	if (c.nlink >= ARB_LINK_MAX)
 		return -EMLINK;
 	err = dir_get(fs, newdir, newname, &nlen, &d);
-	if (!err)
-		err = dirent_find(&d, newname, nlen, &ent);
+	if (err)
+		return err;
+	err = dirent_find(&d, newname, nlen, &ent);
 	if (err != -ENOENT)
 		return err ? err : -EEXIST;
 	err = reserve_names(fs);

@@ -269,7 +269,8 @@ static int put_extent(struct vnode *v, const struct fext *e)
 	if (!item)
 		return -ENOMEM;
 	memcpy(item, &h, EXT_HDR);
-	memcpy(item + EXT_HDR, e->payload, e->payload_len);
+	if (e->payload_len)
+		memcpy(item + EXT_HDR, e->payload, e->payload_len);
 	err = arb_put(v->t, &k, item, EXT_HDR + e->payload_len);
 	free(item);
 	return err;
@@ -425,7 +426,8 @@ static int write_sectors(struct vnode *v, uint64_t off, const uint8_t *data, uin
 
 /* Write [off, off+len) through whole sectors: the partial sectors at the
  * edges are completed with the current content (zeros past the end). */
-static int write_piece(struct vnode *v, uint64_t off, const uint8_t *buf, size_t len, uint8_t *tmp)
+static int write_piece(struct vnode *v, uint64_t off, const uint8_t *buf, size_t len, uint8_t *tmp,
+                       bool *changed)
 {
 	uint32_t ss = sector(v);
 	uint64_t s0 = off / ss * ss, s1 = round_up(off + len, ss);
@@ -439,8 +441,9 @@ static int write_piece(struct vnode *v, uint64_t off, const uint8_t *buf, size_t
 	if (!err && (off + len) % ss && !(s1 - ss == s0 && off > s0))
 		err = file_read(v, s1 - ss, tmp + (s1 - ss - s0), ss, &got);
 	if (err)
-		return err;
+		return err; /* nothing changed yet: the old data stays */
 	memcpy(tmp + (off - s0), buf, len);
+	*changed = true;
 	err = drop_range(v, s0, s1);
 	return err ? err : write_sectors(v, s0, tmp, (s1 - s0) / ss);
 }
@@ -488,6 +491,13 @@ static int write_inline(struct vnode *v, uint64_t off, const void *buf, size_t l
 
 int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len)
 {
+	bool changed;
+
+	return file_write_ex(v, off, buf, len, &changed);
+}
+
+int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed)
+{
 	uint64_t end = off + len, newsize = end > v->size ? end : v->size;
 	struct fext e;
 	int err = 0;
@@ -498,8 +508,10 @@ int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len)
 		return 0;
 	int inl = v->size ? has_inline(v, &e, NULL) : 1;
 
+	*changed = false;
 	if (inl < 0)
 		return inl;
+	*changed = inl;
 	if (inl && newsize <= inline_max(v->t->fs))
 		err = write_inline(v, off, buf, len, newsize);
 	else if (inl)
@@ -518,7 +530,7 @@ int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len)
 		size_t n = WRITE_CHUNK - (size_t)((off + done) % WRITE_CHUNK);
 
 		n = n < len - done ? n : len - done;
-		err = write_piece(v, off + done, (const uint8_t *)buf + done, n, tmp);
+		err = write_piece(v, off + done, (const uint8_t *)buf + done, n, tmp, changed);
 		done += n;
 	}
 	free(tmp);
@@ -651,7 +663,11 @@ int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *bu
 		err = reserve_data(fs, len);
 	if (err || !len)
 		return err;
-	err = file_write(&v, off, buf, len);
+	bool changed;
+
+	err = file_write_ex(&v, off, buf, len, &changed);
+	if (err && !changed)
+		return err; /* e.g. -EIO reading a damaged sector to complete */
 	vnode_touch(&v, true);
 	if (!err)
 		err = vnode_put(&v);
@@ -737,14 +753,16 @@ static int prealloc_range(struct vnode *v, uint64_t s0, uint64_t s1)
  * edge sectors are rewritten with zeros. */
 static int zero_range(struct vnode *v, uint64_t off, uint64_t end)
 {
-	uint64_t s0 = round_up(off, ARB_SECTOR_SIZE), s1 = end / ARB_SECTOR_SIZE * ARB_SECTOR_SIZE;
+	uint64_t s0, s1;
 	uint8_t *zeros;
 	int err = 0;
 
-	if (end > v->size)
+	if (end > v->size) /* nothing to zero past the end of the file */
 		end = v->size;
 	if (off >= end)
 		return 0;
+	s0 = round_up(off, ARB_SECTOR_SIZE);
+	s1 = end / ARB_SECTOR_SIZE * ARB_SECTOR_SIZE;
 	/* no piece written below is longer than two sectors */
 	zeros = calloc(2, ARB_SECTOR_SIZE);
 	if (!zeros)

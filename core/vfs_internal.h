@@ -57,6 +57,8 @@ int file_truncate(struct vnode *v, uint64_t size);
 /* Remove every extent of an inode (freeing it). */
 int file_drop_all(struct vnode *v);
 int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len);
+/* *changed tells whether anything was modified before an error. */
+int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed);
 int file_read(struct vnode *v, uint64_t off, void *buf, size_t len, size_t *ret_read);
 
 /* Delete every item whose objectid is local (an inode being freed). */
