@@ -541,11 +541,28 @@ static int set_default_subvol(struct arb_fs *fs, uint64_t id)
 	return arb_sys_put(&fs->root_tree, &k, &v, sizeof(v));
 }
 
-int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred)
+int arb_vfs_subvol_create(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred,
+                          uint64_t *ret_id)
 {
 	struct arb_subvol_info si = {.next_ino = htole64(ARB_FIRST_INO)};
 	struct arb_tree *t;
 	struct vnode root;
+	int err = arb_check_mutable(fs);
+
+	if (!err)
+		err = arb_tree_create(fs, ret_id);
+	if (err)
+		return err;
+	err = arb_tree_get(fs, *ret_id, &t);
+	if (!err)
+		err = subvol_info_put(t, &si);
+	if (!err)
+		err = vnode_new(fs, t, S_IFDIR | (perm & 07777), 0, cred, NULL, &root);
+	return err ? arb_fail(fs, err, "creating a subvolume failed part-way") : 0;
+}
+
+int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred)
+{
 	arb_ino_t ino;
 	uint64_t id;
 	int err = arb_check_mutable(fs);
@@ -554,13 +571,7 @@ int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred)
 		return err;
 	if (arb_vfs_root(fs, 0, &ino) == 0)
 		return -EEXIST;
-	err = arb_tree_create(fs, &id);
-	if (!err)
-		err = arb_tree_get(fs, id, &t);
-	if (!err)
-		err = subvol_info_put(t, &si);
-	if (!err)
-		err = vnode_new(fs, t, S_IFDIR | (perm & 07777), 0, cred, NULL, &root);
+	err = arb_vfs_subvol_create(fs, perm, cred, &id);
 	if (!err)
 		err = set_default_subvol(fs, id);
 	return err;

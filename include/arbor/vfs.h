@@ -51,6 +51,12 @@ struct arb_cred {
  * default.  -EEXIST if there is one already. */
 int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred);
 
+/* A new, empty subvolume: a tree of its own with a root directory (mode
+ * S_IFDIR | perm).  It is reached through arb_vfs_root(fs, id); names for
+ * subvolumes in the directory tree come with snapshots. */
+int arb_vfs_subvol_create(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred,
+                          uint64_t *ret_id);
+
 /* Root directory of a subvolume (0: the default one). */
 int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino);
 

@@ -4,7 +4,8 @@
  * with its success and error cases, on a memdev.  Every test ends with a
  * commit, a reopen (contents must survive it) and a clean arb_check.
  *
- * Not covered: -EXDEV (needs a second subvolume, which vfs.h cannot create).
+ * A second subvolume (arb_vfs_subvol_create) covers -EXDEV and the
+ * uniqueness of inode numbers across subvolumes.
  */
 #include "testutil.h"
 
@@ -2572,6 +2573,47 @@ static void test_link_max(void **state)
 	vt_finish(&v);
 }
 
+/* Two subvolumes: separate numbering spaces that never collide, and no
+ * link or rename between them. */
+static void test_subvolumes(void **state)
+{
+	struct vt v;
+	struct arb_stat st;
+	arb_ino_t root2, f1, f2;
+	uint64_t id;
+
+	(void)state;
+	vt_setup(&v);
+	TU_RC(arb_vfs_subvol_create(FS(&v), 0700, &cred, &id));
+	TU_RC(arb_vfs_root(FS(&v), id, &root2));
+	TU_ASSERT(root2 != v.root, "both roots are %" PRIu64, root2);
+	TU_EQ_U64(arb_ino_subvol(root2), id);
+	TU_EQ_U64(arb_ino_local(root2), arb_ino_local(v.root));
+	st = vt_stat(&v, root2);
+	TU_EQ_U64(st.mode, S_IFDIR | 0700);
+	TU_EQ_U64(st.uid, cred.uid);
+	f1 = vt_file(&v, v.root, "f");
+	f2 = vt_file(&v, root2, "f");
+	/* same local number in each subvolume, distinct numbers overall */
+	TU_EQ_U64(arb_ino_local(f1), arb_ino_local(f2));
+	TU_ASSERT(f1 != f2, "inode %" PRIu64 " in both subvolumes", f1);
+	vt_write_pat(&v, f1, 0, 10000, 1);
+	vt_write_pat(&v, f2, 0, 20000, 2);
+	TU_RC_EQ(arb_vfs_link(FS(&v), f1, root2, "g", &st), -EXDEV);
+	TU_RC_EQ(arb_vfs_rename(FS(&v), v.root, "f", root2, "g", 0), -EXDEV);
+	TU_RC_EQ(arb_vfs_rename(FS(&v), root2, "f", v.root, "f", ARB_RENAME_EXCHANGE), -EXDEV);
+	vt_expect_missing(&v, root2, "g");
+	tu_commit(FS(&v));
+	tu_fs_reopen(&v.t);
+	TU_RC(arb_vfs_root(FS(&v), id, &root2));
+	vt_expect_entry(&v, root2, "f", f2);
+	vt_expect_entry(&v, v.root, "f", f1);
+	TU_EQ_U64(vt_stat(&v, f1).size, 10000);
+	TU_EQ_U64(vt_stat(&v, f2).size, 20000);
+	TU_RC_EQ(arb_vfs_root(FS(&v), id + 1, &root2), -ENOENT);
+	vt_finish(&v);
+}
+
 int main(void)
 {
 	struct tu_tests ts = {0};
@@ -2627,5 +2669,6 @@ int main(void)
 	tu_tests_add(&ts, "statfs", test_statfs);
 	tu_tests_add(&ts, "data_csum", test_data_csum);
 	tu_tests_add(&ts, "data_csum_partial_write", test_data_csum_partial_write);
+	tu_tests_add(&ts, "subvolumes", test_subvolumes);
 	return tu_tests_run(&ts, "vfs");
 }
