@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arborfs.h - the FUSE daemon: shared state of the low-level operations.
+ *
+ * FUSE node ids: the root of the mounted subvolume is FUSE_ROOT_ID (1);
+ * every other node id is the global Arbor inode number, which is at least
+ * 1 << 40 and never collides with it.  st_ino is always the Arbor number.
+ *
+ * Lookup counts: every entry the kernel receives (lookup, mknod, mkdir,
+ * symlink, link, create, readdirplus) counts one arb_vfs_open() on the
+ * inode, and forget gives them back with arb_vfs_forget(), so an inode
+ * that is unlinked while the kernel still knows it stays readable.
+ *
+ * The core is single-threaded: every call into it holds afs.lock.
+ */
+#ifndef ARBORFS_H
+#define ARBORFS_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "arbor/fs.h"
+#include "arbor/msg.h"
+#include "arbor/vfs.h"
+
+#define AFS_PROG "arborfs"
+
+/* Seconds the kernel may cache names and attributes. */
+#define AFS_TIMEOUT 1.0
+#define AFS_MAX_WRITE (1u << 20)
+#define AFS_MAX_READAHEAD (1u << 20)
+#define AFS_BLKSIZE 4096
+#define AFS_DEFAULT_COMMIT 5u
+
+struct afs {
+	pthread_mutex_t lock; /* around every core call */
+	struct arb_fs *fs;
+	struct arb_dev *dev;
+	const char *image;
+	arb_ino_t root; /* the inode behind FUSE_ROOT_ID */
+	bool read_only;
+	bool failed;     /* the failed state has been reported */
+	bool use_syslog; /* daemonized: messages go to syslog */
+	bool debug;
+	unsigned commit_secs; /* 0: commit only on fsync and unmount */
+
+	/* the commit thread */
+	pthread_cond_t wake;
+	pthread_t committer;
+	bool committer_running;
+	bool stopping;
+};
+
+extern const struct fuse_lowlevel_ops afs_ops;
+
+static inline struct afs *afs_req(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- afs.c: state, messages, commits ------------------------------------- */
+
+void afs_log(struct afs *a, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void afs_core_msg(void *ctx, enum arb_msg_level level, const char *text);
+
+void afs_lock(struct afs *a);
+/* After a core call: report the failed state once (as EROFS), unlock. */
+int afs_unlock(struct afs *a, int ret);
+int afs_check(struct afs *a, int ret);
+int afs_commit_locked(struct afs *a);
+bool afs_reclaim(struct afs *a);
+
+/* Locked: run a core call that allocates, once more after reclaiming
+ * space that is free but not yet reusable. */
+#define AFS_ALLOC(a, call)                                                                         \
+	({                                                                                         \
+		int afs_ret_ = (call);                                                             \
+		if (afs_ret_ == -ENOSPC && afs_reclaim(a))                                         \
+			afs_ret_ = (call);                                                         \
+		afs_ret_;                                                                          \
+	})
+
+int afs_committer_start(struct afs *a);
+void afs_committer_stop(struct afs *a);
+
+arb_ino_t afs_ino(const struct afs *a, fuse_ino_t ino);
+fuse_ino_t afs_nodeid(const struct afs *a, arb_ino_t ino);
+int afs_name_check(const char *name);
+
+void afs_stat(const struct arb_stat *ast, struct stat *st);
+/* Locked: fill an entry and count the lookup its reply makes. */
+int afs_entry(struct afs *a, const struct arb_stat *ast, struct fuse_entry_param *e);
+/* Give back one counted lookup (a reply the kernel did not take). */
+void afs_unref(struct afs *a, fuse_ino_t nodeid);
+
+/* ---- the operations, by file ----------------------------------------------- */
+
+/* file.c */
+void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void afs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                  struct fuse_file_info *fi);
+void afs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void afs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void afs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                      struct fuse_file_info *fi);
+void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void afs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* xattr.c */
+void afs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                     size_t size, int flags);
+void afs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void afs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void afs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* readdir.c */
+void afs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void afs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi);
+void afs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi);
+void afs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+#endif

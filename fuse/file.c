@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.c - arborfs file operations: open, read, write, fsync, fallocate,
+ * SEEK_DATA/SEEK_HOLE, and statfs.
+ *
+ * I/O is stateless (the inode names the file; fi->fh is unused).  With the
+ * writeback cache the kernel merges writes, handles O_APPEND and keeps
+ * mtime/ctime itself (sending them with setattr); fsync reaches the daemon
+ * after the kernel has written its dirty pages, and commits.
+ */
+#include "arborfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <linux/falloc.h>
+#endif
+
+static void reply_err(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, -ret);
+}
+
+/* ---- open and close ---------------------------------------------------------- */
+
+/* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC); the kernel checked that
+ * the file may be written. */
+static int open_truncate(struct afs *a, fuse_ino_t ino)
+{
+	struct arb_setattr sa = {.valid = ARB_SET_SIZE, .size = 0};
+
+	afs_lock(a);
+	return afs_unlock(a, AFS_ALLOC(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, NULL)));
+}
+
+void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	int ret = 0;
+
+	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+		ret = open_truncate(a, ino);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+void afs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+void afs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* fsync and fsyncdir: the whole running transaction becomes durable. */
+void afs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	int ret;
+
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	afs_lock(a);
+	ret = afs_unlock(a, afs_commit_locked(a));
+	reply_err(req, ret);
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+void afs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	char *buf = malloc(size ? size : 1);
+	size_t got = 0;
+	int ret;
+
+	(void)fi;
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	afs_lock(a);
+	ret = arb_vfs_read(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &got);
+	ret = afs_unlock(a, ret);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_buf(req, buf, got);
+	free(buf);
+}
+
+void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                  struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	size_t done = 0;
+	int ret;
+
+	(void)fi;
+	afs_lock(a);
+	ret = AFS_ALLOC(a, arb_vfs_write(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &done));
+	ret = afs_unlock(a, ret);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_write(req, done);
+}
+
+/* FALLOC_FL_* to ARB_FALLOC_*; anything else is not supported. */
+static int falloc_mode(int mode, int *ret_mode)
+{
+	int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+
+	*ret_mode = 0;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if (mode & FALLOC_FL_KEEP_SIZE)
+		*ret_mode |= ARB_FALLOC_KEEP_SIZE;
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		*ret_mode |= ARB_FALLOC_PUNCH_HOLE;
+	if (mode & FALLOC_FL_ZERO_RANGE)
+		*ret_mode |= ARB_FALLOC_ZERO_RANGE;
+	return 0;
+}
+
+void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                      struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	int amode;
+	int ret = falloc_mode(mode, &amode);
+
+	(void)fi;
+	if (!ret && (off < 0 || len <= 0))
+		ret = -EINVAL;
+	if (!ret) {
+		afs_lock(a);
+		ret = AFS_ALLOC(a, arb_vfs_fallocate(a->fs, afs_ino(a, ino), amode, (uint64_t)off,
+		                                     (uint64_t)len));
+		ret = afs_unlock(a, ret);
+	}
+	reply_err(req, ret);
+}
+
+/* Only SEEK_DATA and SEEK_HOLE come here; the kernel does the others. */
+void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+	uint64_t pos = 0;
+	int ret = 0;
+
+	(void)fi;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		ret = -EINVAL;
+	else if (off < 0)
+		ret = -ENXIO;
+	if (!ret) {
+		afs_lock(a);
+		ret = arb_vfs_lseek(a->fs, afs_ino(a, ino), (uint64_t)off, whence, &pos);
+		ret = afs_unlock(a, ret);
+	}
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}
+
+/* ---- the whole filesystem ---------------------------------------------------------- */
+
+void afs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct afs *a = afs_req(req);
+	struct arb_statfs ast;
+	struct statvfs st = {0};
+	int ret;
+
+	(void)ino;
+	afs_lock(a);
+	ret = afs_unlock(a, arb_vfs_statfs(a->fs, &ast));
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	st.f_bsize = ast.bsize;
+	st.f_frsize = ast.frsize;
+	st.f_blocks = ast.blocks;
+	st.f_bfree = ast.bfree;
+	st.f_bavail = ast.bavail;
+	st.f_files = ast.files;
+	st.f_ffree = ast.ffree;
+	st.f_favail = ast.ffree;
+	st.f_namemax = ast.namemax;
+	fuse_reply_statfs(req, &st);
+}
