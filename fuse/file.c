@@ -27,8 +27,8 @@ static void reply_err(fuse_req_t req, int ret)
 
 /* ---- open and close ---------------------------------------------------------- */
 
-/* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC); the kernel checked that
- * the file may be written. */
+/* O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC), even with O_RDONLY as
+ * Linux allows; the kernel checked that the file may be written. */
 static int open_truncate(struct afs *a, fuse_ino_t ino)
 {
 	struct arb_setattr sa = {.valid = ARB_SET_SIZE, .size = 0};
@@ -42,7 +42,7 @@ void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct afs *a = afs_req(req);
 	int ret = 0;
 
-	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+	if (fi->flags & O_TRUNC)
 		ret = open_truncate(a, ino);
 	if (ret) {
 		reply_err(req, ret);
