@@ -417,9 +417,13 @@ static int reserve_for_op(struct arb_tree *t)
 	uint64_t need = (uint64_t)(t->root.level + 2) * 2 * t->fs->node_sectors;
 	uint64_t free_now = arb_sm_free_sectors(&t->fs->sm);
 
+	/* The reserve is tiered: a filesystem-level operation checks its
+	 * whole worst case against all of it (ordinary writes) or half of it
+	 * (deletes) before starting; single tree edits keep the last quarter
+	 * for commits, which may use everything. */
 	if (t->fs->in_commit)
 		return free_now >= need ? 0 : -ENOSPC;
-	return free_now >= need + t->fs->sm.reserve_sectors ? 0 : -ENOSPC;
+	return free_now >= need + t->fs->sm.reserve_sectors / 4 ? 0 : -ENOSPC;
 }
 
 /* Descend to key shadowing every node on the way. Same returns as search. */

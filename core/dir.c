@@ -287,11 +287,9 @@ static int changed_fail(struct arb_fs *fs, int err, const char *op)
 }
 
 /* Worst case of a namespace operation: a few items in a few leaves each. */
-static int reserve_names(struct arb_fs *fs)
+static int reserve_names(struct arb_fs *fs, bool freeing)
 {
-	uint64_t need = 64ull * fs->node_sectors + fs->sm.reserve_sectors;
-
-	return arb_sm_free_sectors(&fs->sm) >= need ? 0 : -ENOSPC;
+	return vfs_reserve(fs, 64ull * fs->node_sectors, freeing);
 }
 
 /* Load a directory that is to receive or lose a name. */
@@ -356,6 +354,8 @@ int arb_vfs_readdir(struct arb_fs *fs, arb_ino_t dir, uint64_t pos, arb_dirent_f
 			break;
 	}
 	arb_iter_close(it);
+	if (ret >= 0)
+		vnode_accessed(&d);
 	return ret < 0 ? ret : 0;
 }
 
@@ -394,7 +394,7 @@ static int create_node(struct arb_fs *fs, arb_ino_t dir, const char *name, uint3
 		return err ? err : -EEXIST;
 	if (S_ISDIR(mode) && d.nlink >= ARB_LINK_MAX)
 		return -EMLINK;
-	err = reserve_names(fs);
+	err = reserve_names(fs, false);
 	if (err)
 		return err;
 	err = vnode_new(fs, d.t, mode, rdev, cred, &d, &c);
@@ -486,7 +486,7 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
 	err = dirent_find(&d, newname, nlen, &ent);
 	if (err != -ENOENT)
 		return err ? err : -EEXIST;
-	err = reserve_names(fs);
+	err = reserve_names(fs, false);
 	if (err)
 		return err;
 	err = link_entry(&d, newname, nlen, &c);
@@ -524,7 +524,7 @@ static int remove_name(struct arb_fs *fs, arb_ino_t dir, const char *name, bool 
 		return -EISDIR;
 	if (want_dir && (err = dir_is_empty(&c)) <= 0)
 		return err ? err : -ENOTEMPTY;
-	err = reserve_names(fs);
+	err = reserve_names(fs, true);
 	if (err)
 		return err;
 	err = unlink_entry(&d, name, nlen, &ent);
@@ -586,7 +586,7 @@ int vfs_delete_items(struct arb_tree *t, uint64_t local)
 /* ---- rename ---------------------------------------------------------------------- */
 
 /* The parent of a directory (directories have exactly one name). */
-static int dir_parent(struct arb_tree *t, uint64_t local, uint64_t *ret_parent)
+int dir_parent(struct arb_tree *t, uint64_t local, uint64_t *ret_parent)
 {
 	struct arb_key start = {local, ARB_INODE_REF_KEY, 0}, k;
 	struct arb_iter *it;
@@ -739,6 +739,26 @@ static int rename_apply(struct rename_side *a, struct rename_side *b, unsigned f
 	return err;
 }
 
+int arb_vfs_parent(struct arb_fs *fs, arb_ino_t dir, arb_ino_t *ret_parent)
+{
+	struct vnode d;
+	uint64_t parent;
+	int err = vnode_get(fs, dir, &d);
+
+	if (err)
+		return err;
+	if (!vnode_is_dir(&d))
+		return -ENOTDIR;
+	if (d.local == ARB_FIRST_INO) {
+		*ret_parent = dir; /* the root is its own parent */
+		return 0;
+	}
+	err = dir_parent(d.t, d.local, &parent);
+	if (!err)
+		*ret_parent = arb_ino_make(arb_tree_id(d.t), parent);
+	return err;
+}
+
 int arb_vfs_rename(struct arb_fs *fs, arb_ino_t olddir, const char *oldname, arb_ino_t newdir,
                    const char *newname, unsigned flags)
 {
@@ -759,7 +779,7 @@ int arb_vfs_rename(struct arb_fs *fs, arb_ino_t olddir, const char *oldname, arb
 		err = rename_check(&a, &b, flags);
 	if (err)
 		return err == 1 ? 0 : err;
-	err = reserve_names(fs);
+	err = reserve_names(fs, false);
 	if (err)
 		return err;
 	return changed_fail(fs, rename_apply(&a, &b, flags), "rename");

@@ -635,17 +635,25 @@ int arb_vfs_read(struct arb_fs *fs, arb_ino_t ino, uint64_t off, void *buf, size
 	int err = regular_file(fs, ino, &v);
 
 	*ret_read = 0;
-	return err ? err : file_read(&v, off, buf, len, ret_read);
+	if (!err)
+		err = file_read(&v, off, buf, len, ret_read);
+	if (!err)
+		vnode_accessed(&v);
+	return err;
 }
 
 /* Free space for a data change of len bytes plus its metadata. */
-static int reserve_data(struct arb_fs *fs, uint64_t len)
+static int reserve_data(struct arb_fs *fs, uint64_t len, bool freeing)
 {
 	uint64_t sectors = round_up(len, ARB_SECTOR_SIZE) / ARB_SECTOR_SIZE + 2;
-	uint64_t meta = (sectors / EXT_MAX_SECTORS + 8) * 8 * fs->node_sectors;
+	/* the extent items, in leaves at worst half full, each leaf shadowed
+	 * and split once, plus the paths above them and the inode */
+	uint64_t items = sectors / EXT_MAX_SECTORS + 2;
+	uint64_t bytes = items * (EXT_HDR + EXT_MAX_SECTORS * 4 + sizeof(struct arb_item));
+	uint64_t leaves = bytes / (fs->nodesize / 2 - sizeof(struct arb_node_header)) + 1;
+	uint64_t nodes = leaves * 2 + 16;
 
-	return arb_sm_free_sectors(&fs->sm) >= sectors + meta + fs->sm.reserve_sectors ? 0
-	                                                                               : -ENOSPC;
+	return vfs_reserve(fs, sectors + nodes * fs->node_sectors, freeing);
 }
 
 int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *buf, size_t len,
@@ -660,7 +668,7 @@ int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *bu
 	if (!err && (off + len < off || off + len > ARB_MAX_FILE_SIZE))
 		err = -EFBIG;
 	if (!err)
-		err = reserve_data(fs, len);
+		err = reserve_data(fs, len, false);
 	if (err || !len)
 		return err;
 	bool changed;
@@ -797,8 +805,10 @@ int arb_vfs_fallocate(struct arb_fs *fs, arb_ino_t ino, int mode, uint64_t off, 
 	if (end < off || end > ARB_MAX_FILE_SIZE)
 		return -EFBIG;
 	err = regular_file(fs, ino, &v);
-	if (!err && !(mode & ARB_FALLOC_PUNCH_HOLE))
-		err = reserve_data(fs, len);
+	/* punching frees: it may use the deeper tier of the reserve */
+	if (!err)
+		err = reserve_data(fs, mode & ARB_FALLOC_PUNCH_HOLE ? 0 : len,
+		                   mode & ARB_FALLOC_PUNCH_HOLE);
 	if (err)
 		return err;
 	oldsize = v.size;

@@ -141,6 +141,31 @@ void vnode_touch(struct vnode *v, bool mtime)
 	v->sequence++;
 }
 
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Reading updates atime the way Linux's relatime does: only when atime is
+ * not newer than mtime or ctime, or is a day old.  Updating it on every
+ * read would rewrite metadata (copy-on-write) on every read.  Best effort:
+ * a read-only or full filesystem keeps the old atime.
+ */
+void vnode_accessed(struct vnode *v)
+{
+	struct arb_fs *fs = v->t->fs;
+	struct timespec now = vfs_now(fs);
+
+	if (arb_check_mutable(fs) || arb_sm_free_sectors(&fs->sm) < 2 * fs->sm.reserve_sectors)
+		return;
+	if (!ts_before(&v->atime, &v->mtime) && !ts_before(&v->atime, &v->ctime) &&
+	    v->atime.tv_sec + 24 * 3600 > now.tv_sec)
+		return;
+	v->atime = now;
+	vnode_put(v);
+}
+
 bool vnode_is_dir(const struct vnode *v)
 {
 	return S_ISDIR(v->mode);
@@ -510,6 +535,10 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 		return vnode_is_dir(&v) ? -EISDIR : -EINVAL;
 	if ((sa->valid & ARB_SET_SIZE) && sa->size > ARB_MAX_FILE_SIZE)
 		return -EFBIG;
+	err = vfs_reserve(fs, 64ull * fs->node_sectors,
+	                  (sa->valid & ARB_SET_SIZE) && sa->size < v.size);
+	if (err)
+		return err;
 	if (sa->valid & ARB_SET_SIZE) {
 		err = file_truncate(&v, sa->size);
 		if (err)
@@ -600,6 +629,32 @@ int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino)
 	struct vnode r;
 
 	return vnode_get(fs, *ret_ino, &r);
+}
+
+/* ---- space ------------------------------------------------------------------ */
+
+int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing)
+{
+	uint64_t need = sectors + (freeing ? fs->sm.reserve_sectors / 2 : fs->sm.reserve_sectors);
+
+	for (unsigned i = 0; i <= ARB_DEFER_COMMITS + 1; i++) {
+		const struct arb_spacemap *sm = &fs->sm;
+		uint64_t free_now = arb_sm_free_sectors(sm);
+		uint64_t waiting = sm->quarantined + sm->pending_sectors + sm->defer_item_sectors;
+
+		if (free_now >= need)
+			return 0;
+		if (free_now + waiting < need)
+			return -ENOSPC;
+		/* Only space freed by recent commits stands in the way: it
+		 * waits out the superblock ring.  Between two operations the
+		 * running transaction is whole, so committing is safe. */
+		int err = arb_commit(fs);
+
+		if (err)
+			return err;
+	}
+	return -ENOSPC;
 }
 
 /* ---- statfs ------------------------------------------------------------------ */

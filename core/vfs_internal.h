@@ -32,14 +32,21 @@ int vnode_new(struct arb_fs *fs, struct arb_tree *t, uint32_t mode, uint64_t rde
 /* Drop the last link: free now, or park on the orphan list while open. */
 int vnode_unlinked(struct vnode *v);
 void vnode_touch(struct vnode *v, bool mtime);
+/* A read: atime, with relatime rules. */
+void vnode_accessed(struct vnode *v);
 void vnode_stat(const struct vnode *v, struct arb_stat *st);
 struct timespec vfs_now(const struct arb_fs *fs);
 int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret);
 bool vnode_is_dir(const struct vnode *v);
+/* Room for an operation of `sectors` before it changes anything, keeping
+ * the reserve (half of it for operations that free space); commits (at
+ * this boundary) when recently freed space must first be released. */
+int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing);
 
 /* dir.c */
 uint64_t arb_name_hash(uint64_t seed, const void *name, size_t len);
 int vfs_check_name(const char *name, size_t *ret_len);
+int dir_parent(struct arb_tree *t, uint64_t local, uint64_t *ret_parent);
 
 /* Items holding a chain of named records (hash collisions): directory
  * entries, back-references, xattrs. */

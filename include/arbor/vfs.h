@@ -12,7 +12,9 @@
  * filesystem: names, types, link counts, empty directories, sizes.  Changes
  * are part of the running transaction; arb_commit() makes them durable.
  * Every call returns 0 or a negative errno; errors found before anything
- * changed leave the filesystem usable.
+ * changed leave the filesystem usable.  A call that needs space that only
+ * recently freed blocks can provide commits first (they wait out the
+ * superblock ring), so statfs may count them as free.
  *
  * Single-threaded like the engine: callers serialise.
  */
@@ -95,6 +97,9 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 /* Names: 1..ARB_NAME_MAX bytes, no '/', not "." or "..": -ENAMETOOLONG,
  * -EINVAL.  A parent that is not a directory: -ENOTDIR. */
 int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct arb_stat *st);
+
+/* The directory holding dir (the root is its own parent). */
+int arb_vfs_parent(struct arb_fs *fs, arb_ino_t dir, arb_ino_t *ret_parent);
 
 /* mode carries the type: S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK. */
 int arb_vfs_mknod(struct arb_fs *fs, arb_ino_t dir, const char *name, uint32_t mode, uint64_t rdev,

@@ -2464,6 +2464,49 @@ static void test_statfs(void **state)
 	vt_finish(&v);
 }
 
+/*
+ * Space freed by a delete is usable at once: a write that needs it finds
+ * it quarantined (waiting out the superblock ring) and the layer commits
+ * until it is released, instead of failing with ENOSPC while statfs says
+ * the space is free.
+ */
+static void test_space_reuse(void **state)
+{
+	struct vt v;
+	struct tu_fs small;
+	arb_ino_t root, f;
+	struct arb_statfs sf;
+	uint64_t len;
+	uint8_t *buf;
+	size_t n;
+
+	(void)state;
+	memset(&v, 0, sizeof(v));
+	tu_fs_create(&small, 32 * MIB, 0);
+	v.t = small;
+	TU_RC(arb_vfs_init(FS(&v), 0755, &cred));
+	TU_RC(arb_vfs_root(FS(&v), 0, &root));
+	v.root = root;
+	tu_commit(FS(&v));
+	sf = vt_statfs(&v);
+	len = (sf.bavail - 256) * SECTOR; /* room for the metadata */
+	buf = xmalloc(len);
+	memset(buf, 0x5a, len);
+	f = vt_file(&v, root, "a");
+	TU_RC(arb_vfs_write(FS(&v), f, 0, buf, len, &n));
+	tu_commit(FS(&v));
+	TU_RC(arb_vfs_unlink(FS(&v), root, "a"));
+	tu_commit(FS(&v));
+	sf = vt_statfs(&v);
+	TU_ASSERT(sf.bavail * SECTOR >= len, "bavail %" PRIu64 " after the delete",
+	          sf.bavail * SECTOR);
+	f = vt_file(&v, root, "b");
+	TU_RC(arb_vfs_write(FS(&v), f, 0, buf, len, &n));
+	TU_EQ_U64(n, len);
+	free(buf);
+	vt_finish(&v);
+}
+
 /* ---- data checksums ---- */
 
 /* Device address of file offset off (inside a REG extent). */
@@ -2670,5 +2713,6 @@ int main(void)
 	tu_tests_add(&ts, "data_csum", test_data_csum);
 	tu_tests_add(&ts, "data_csum_partial_write", test_data_csum_partial_write);
 	tu_tests_add(&ts, "subvolumes", test_subvolumes);
+	tu_tests_add(&ts, "space_reuse", test_space_reuse);
 	return tu_tests_run(&ts, "vfs");
 }
