@@ -96,32 +96,6 @@ int afs_commit_locked(struct afs *a)
 	return afs_check(a, arb_commit(a->fs));
 }
 
-/* Locked.  Space freed by recent commits waits out the superblock ring
- * before it is reused (invariant 4 of arbor_format.h), yet statfs counts
- * it free.  On ENOSPC, commit until it is: a commit with nothing else to
- * do writes only a superblock slot.  True if the caller should retry. */
-bool afs_reclaim(struct afs *a)
-{
-	struct arb_fs_info before, now;
-
-	if (a->read_only || a->failed)
-		return false;
-	arb_fs_info(a->fs, &before);
-	now = before;
-	for (unsigned i = 0; i <= ARB_DEFER_COMMITS; i++) {
-		if (!now.quarantined_sectors && !now.deferred_sectors)
-			break;
-		if (afs_commit_locked(a))
-			return false;
-		arb_fs_info(a->fs, &now);
-	}
-	if (now.free_sectors > before.free_sectors)
-		afs_log(a, LOG_INFO, "out of space: %llu sectors reclaimed by %llu commits",
-		        (unsigned long long)(now.free_sectors - before.free_sectors),
-		        (unsigned long long)(now.generation - before.generation));
-	return now.free_sectors > before.free_sectors;
-}
-
 /* ---- the commit thread --------------------------------------------------------- */
 
 static void *committer_main(void *arg)

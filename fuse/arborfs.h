@@ -74,17 +74,6 @@ void afs_lock(struct afs *a);
 int afs_unlock(struct afs *a, int ret);
 int afs_check(struct afs *a, int ret);
 int afs_commit_locked(struct afs *a);
-bool afs_reclaim(struct afs *a);
-
-/* Locked: run a core call that allocates, once more after reclaiming
- * space that is free but not yet reusable. */
-#define AFS_ALLOC(a, call)                                                                         \
-	({                                                                                         \
-		int afs_ret_ = (call);                                                             \
-		if (afs_ret_ == -ENOSPC && afs_reclaim(a))                                         \
-			afs_ret_ = (call);                                                         \
-		afs_ret_;                                                                          \
-	})
 
 int afs_committer_start(struct afs *a);
 void afs_committer_stop(struct afs *a);

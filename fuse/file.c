@@ -34,7 +34,7 @@ static int open_truncate(struct afs *a, fuse_ino_t ino)
 	struct arb_setattr sa = {.valid = ARB_SET_SIZE, .size = 0};
 
 	afs_lock(a);
-	return afs_unlock(a, AFS_ALLOC(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, NULL)));
+	return afs_unlock(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, NULL));
 }
 
 void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -113,7 +113,7 @@ void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 
 	(void)fi;
 	afs_lock(a);
-	ret = AFS_ALLOC(a, arb_vfs_write(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &done));
+	ret = arb_vfs_write(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &done);
 	ret = afs_unlock(a, ret);
 	if (ret)
 		reply_err(req, ret);
@@ -150,8 +150,8 @@ void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 		ret = -EINVAL;
 	if (!ret) {
 		afs_lock(a);
-		ret = AFS_ALLOC(a, arb_vfs_fallocate(a->fs, afs_ino(a, ino), amode, (uint64_t)off,
-		                                     (uint64_t)len));
+		ret = arb_vfs_fallocate(a->fs, afs_ino(a, ino), amode, (uint64_t)off,
+		                        (uint64_t)len);
 		ret = afs_unlock(a, ret);
 	}
 	reply_err(req, ret);

@@ -205,7 +205,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	setattr_args(attr, to_set, &sa);
 	afs_lock(a);
-	ret = afs_unlock(a, AFS_ALLOC(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, &ast)));
+	ret = afs_unlock(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, &ast));
 	reply_attr(req, ret, &ast);
 }
 
@@ -262,12 +262,11 @@ static int make_node(fuse_req_t req, const struct new_node *n, struct fuse_entry
 		return ret;
 	afs_lock(a);
 	if (n->target)
-		ret = AFS_ALLOC(a, arb_vfs_symlink(a->fs, dir, n->name, n->target, &cred, &ast));
+		ret = arb_vfs_symlink(a->fs, dir, n->name, n->target, &cred, &ast);
 	else if (S_ISDIR(n->mode))
-		ret = AFS_ALLOC(a, arb_vfs_mkdir(a->fs, dir, n->name, n->mode, &cred, &ast));
+		ret = arb_vfs_mkdir(a->fs, dir, n->name, n->mode, &cred, &ast);
 	else
-		ret = AFS_ALLOC(a,
-		                arb_vfs_mknod(a->fs, dir, n->name, n->mode, n->rdev, &cred, &ast));
+		ret = arb_vfs_mknod(a->fs, dir, n->name, n->mode, n->rdev, &cred, &ast);
 	if (!ret)
 		ret = afs_entry(a, &ast, e);
 	return afs_unlock(a, ret);
@@ -326,8 +325,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 	if (!ret) {
 		afs_lock(a);
-		ret = AFS_ALLOC(a, arb_vfs_link(a->fs, afs_ino(a, ino), afs_ino(a, newparent),
-		                                newname, &ast));
+		ret = arb_vfs_link(a->fs, afs_ino(a, ino), afs_ino(a, newparent), newname, &ast);
 		if (!ret)
 			ret = afs_entry(a, &ast, &e);
 		ret = afs_unlock(a, ret);
@@ -386,8 +384,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		ret = afs_name_check(newname);
 	if (!ret) {
 		afs_lock(a);
-		ret = AFS_ALLOC(a, arb_vfs_rename(a->fs, afs_ino(a, parent), name,
-		                                  afs_ino(a, newparent), newname, aflags));
+		ret = arb_vfs_rename(a->fs, afs_ino(a, parent), name, afs_ino(a, newparent),
+		                     newname, aflags);
 		ret = afs_unlock(a, ret);
 	}
 	reply_err(req, ret);

@@ -103,14 +103,16 @@ static int rd_core_entry(void *ctx, const char *name, size_t name_len, arb_ino_t
 /* Locked: the entries from offset off that fit. */
 static int rd_collect(struct afs *a, struct rd_batch *b, arb_ino_t dir, off_t off)
 {
+	arb_ino_t parent = dir;
 	int ret;
 
-	/* The core keeps no parent for us here: ".." names the directory
-	 * itself, as the kernel ignores it (it knows the parent). */
 	if (off < OFF_DOT)
 		rd_add(b, ".", 1, dir, DT_DIR, OFF_DOT);
+	/* the root of the mount is its own parent here, as the kernel wants */
+	if (off < OFF_DOTDOT && dir != a->root && (ret = arb_vfs_parent(a->fs, dir, &parent)))
+		return ret;
 	if (off < OFF_DOTDOT)
-		rd_add(b, "..", 2, dir, DT_DIR, OFF_DOTDOT);
+		rd_add(b, "..", 2, parent, DT_DIR, OFF_DOTDOT);
 	if (b->err)
 		return b->err;
 	ret = arb_vfs_readdir(a->fs, dir, off < OFF_FIRST ? 0 : (uint64_t)(off - OFF_DOTDOT),

@@ -31,7 +31,7 @@ void afs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 	if (flags & XATTR_REPLACE)
 		aflags |= ARB_XATTR_REPLACE;
 	afs_lock(a);
-	ret = AFS_ALLOC(a, arb_vfs_setxattr(a->fs, afs_ino(a, ino), name, value, size, aflags));
+	ret = arb_vfs_setxattr(a->fs, afs_ino(a, ino), name, value, size, aflags);
 	reply_err(req, afs_unlock(a, ret));
 }
 
