@@ -276,13 +276,15 @@ static int put_extent(struct vnode *v, const struct fext *e)
 	return err;
 }
 
-/* The part [lo, hi) of a REG/PREALLOC extent, as a new item. */
-static int put_piece(struct vnode *v, const struct fext *e, uint64_t lo, uint64_t hi)
+/* The part [lo, hi) of a REG/PREALLOC extent, as a new item of v at file
+ * offset at. */
+static int put_piece_at(struct vnode *v, const struct fext *e, uint64_t lo, uint64_t hi,
+                        uint64_t at)
 {
 	struct fext p = *e;
 	uint64_t skip = (lo - e->off) / ARB_SECTOR_SIZE;
 
-	p.off = lo;
+	p.off = at;
 	p.num_bytes = hi - lo;
 	p.disk_bytenr = e->disk_bytenr + skip * ARB_SECTOR_SIZE;
 	if (e->type == ARB_EXTENT_REG) {
@@ -290,6 +292,11 @@ static int put_piece(struct vnode *v, const struct fext *e, uint64_t lo, uint64_
 		p.payload_len = (uint32_t)(p.num_bytes / ARB_SECTOR_SIZE * 4);
 	}
 	return put_extent(v, &p);
+}
+
+static int put_piece(struct vnode *v, const struct fext *e, uint64_t lo, uint64_t hi)
+{
+	return put_piece_at(v, e, lo, hi, lo);
 }
 
 /* Remove [lo, hi) from one extent: keep what lies outside, unreference
@@ -345,6 +352,16 @@ int file_drop_all(struct vnode *v)
 }
 
 /* ---- writing ------------------------------------------------------------------------- */
+
+static int has_inline(struct vnode *v, struct fext *ret, uint8_t *copy);
+
+/* An inline file is small: its content is copied, not shared. */
+static bool has_inline_now(const struct vnode *v)
+{
+	struct fext e;
+
+	return v->size && has_inline((struct vnode *)v, &e, NULL) != 0;
+}
 
 static int has_inline(struct vnode *v, struct fext *ret, uint8_t *copy)
 {
@@ -875,4 +892,116 @@ int arb_vfs_lseek(struct arb_fs *fs, arb_ino_t ino, uint64_t off, int whence, ui
 		return -ENXIO;
 	*ret_off = s.pos < v.size ? s.pos : v.size;
 	return 0;
+}
+
+/* ---- copy_file_range: shared extents ---------------------------------------- */
+
+/* Copy [soff, soff+len) of src to doff of dst through buffers. */
+static int copy_bytes(struct vnode *src, uint64_t soff, struct vnode *dst, uint64_t doff,
+                      uint64_t len)
+{
+	uint8_t *buf = malloc(WRITE_CHUNK);
+	int err = buf ? 0 : -ENOMEM;
+
+	while (!err && len) {
+		size_t n = len < WRITE_CHUNK ? (size_t)len : WRITE_CHUNK, got;
+
+		err = file_read(src, soff, buf, n, &got);
+		if (!err)
+			err = file_write(dst, doff, buf, got);
+		soff += n;
+		doff += n;
+		len -= n;
+	}
+	free(buf);
+	return err;
+}
+
+/* Make dst's [doff, doff + (b - a)) reference the sectors src has at
+ * [a, b) (sector aligned): a copy-on-write copy that writes no data. */
+static int share_sectors(struct vnode *src, uint64_t a, uint64_t b, struct vnode *dst,
+                         uint64_t doff)
+{
+	struct ext_list l = {0};
+	int err = for_extents(src, a, b, collect_cb, &l);
+
+	if (!err)
+		err = uninline(dst);
+	if (!err)
+		err = drop_range(dst, doff, doff + (b - a));
+	for (size_t i = 0; i < l.n && !err; i++) {
+		const struct fext *e = &l.v[i];
+		uint64_t lo = e->off > a ? e->off : a;
+		uint64_t hi = e->off + e->num_bytes < b ? e->off + e->num_bytes : b;
+
+		if (e->type == ARB_EXTENT_INLINE || lo >= hi)
+			continue;
+		err = arb_data_ref(dst->t->fs, e->disk_bytenr + (lo - e->off),
+		                   (hi - lo) / ARB_SECTOR_SIZE, +1);
+		if (!err)
+			err = put_piece_at(dst, e, lo, hi, doff + (lo - a));
+		dst->nbytes += hi - lo;
+	}
+	ext_list_free(&l);
+	return err;
+}
+
+/* The sector-aligned middle of a copy that can be shared: src and dst
+ * offsets agree modulo the sector, and the last partial sector is shared
+ * only when it ends both the source and the new destination content. */
+static void share_window(const struct vnode *src, uint64_t soff, uint64_t len,
+                         const struct vnode *dst, uint64_t doff, uint64_t *a, uint64_t *b)
+{
+	uint64_t end = soff + len;
+
+	*a = round_up(soff, ARB_SECTOR_SIZE);
+	*b = end / ARB_SECTOR_SIZE * ARB_SECTOR_SIZE;
+	if (end % ARB_SECTOR_SIZE && end == src->size && doff + len >= dst->size)
+		*b = round_up(end, ARB_SECTOR_SIZE);
+	if (soff % ARB_SECTOR_SIZE != doff % ARB_SECTOR_SIZE || *a >= *b || has_inline_now(src))
+		*a = *b = soff;
+}
+
+int arb_vfs_copy_range(struct arb_fs *fs, arb_ino_t src_ino, uint64_t soff, arb_ino_t dst_ino,
+                       uint64_t doff, uint64_t len, uint64_t *ret_copied)
+{
+	struct vnode src, dst;
+	uint64_t a, b, end, tail;
+	int err = arb_check_mutable(fs);
+
+	*ret_copied = 0;
+	if (!err)
+		err = regular_file(fs, src_ino, &src);
+	if (!err)
+		err = regular_file(fs, dst_ino, &dst);
+	if (err)
+		return err;
+	if (soff >= src.size || !len)
+		return 0;
+	len = len < src.size - soff ? len : src.size - soff;
+	if (doff + len < doff || doff + len > ARB_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (src_ino == dst_ino && soff < doff + len && doff < soff + len)
+		return -EINVAL; /* overlapping ranges of one file */
+	share_window(&src, soff, len, &dst, doff, &a, &b);
+	/* data for the copied edges, metadata for the shared middle */
+	err = reserve_data(fs, len - (b - a) + 2 * ARB_SECTOR_SIZE, false);
+	if (err)
+		return err;
+	end = soff + len;
+	tail = b > a ? b : soff; /* what is not shared is copied */
+	if (b > a && a > soff)
+		err = copy_bytes(&src, soff, &dst, doff, a - soff);
+	if (!err && b > a)
+		err = share_sectors(&src, a, b, &dst, doff + (a - soff));
+	if (!err && tail < end)
+		err = copy_bytes(&src, tail, &dst, doff + (tail - soff), end - tail);
+	if (!err && doff + len > dst.size)
+		dst.size = doff + len;
+	vnode_touch(&dst, true);
+	if (!err)
+		err = vnode_put(&dst);
+	if (!err)
+		*ret_copied = len;
+	return data_fail(fs, err);
 }

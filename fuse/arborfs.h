@@ -101,6 +101,9 @@ void afs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                       struct fuse_file_info *fi);
 void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void afs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                            struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                            struct fuse_file_info *fi_out, size_t len, int flags);
 void afs_op_statfs(fuse_req_t req, fuse_ino_t ino);
 
 /* xattr.c */

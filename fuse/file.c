@@ -121,6 +121,32 @@ void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		fuse_reply_write(req, done);
 }
 
+/* An instant copy: aligned parts share the source's extents (the kernel
+ * has written back both files' dirty pages before asking). */
+void afs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                            struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                            struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct afs *a = afs_req(req);
+	uint64_t copied = 0;
+	int ret;
+
+	(void)fi_in;
+	(void)fi_out;
+	if (flags) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	afs_lock(a);
+	ret = arb_vfs_copy_range(a->fs, afs_ino(a, ino_in), (uint64_t)off_in, afs_ino(a, ino_out),
+	                         (uint64_t)off_out, len, &copied);
+	ret = afs_unlock(a, ret);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_write(req, (size_t)copied);
+}
+
 /* FALLOC_FL_* to ARB_FALLOC_*; anything else is not supported. */
 static int falloc_mode(int mode, int *ret_mode)
 {

@@ -418,6 +418,7 @@ const struct fuse_lowlevel_ops afs_ops = {
         .fsync = afs_op_fsync,
         .fallocate = afs_op_fallocate,
         .lseek = afs_op_lseek,
+        .copy_file_range = afs_op_copy_file_range,
         .statfs = afs_op_statfs,
         .setxattr = afs_op_setxattr,
         .getxattr = afs_op_getxattr,

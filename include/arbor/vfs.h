@@ -166,6 +166,14 @@ int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *bu
  * -EOPNOTSUPP for other modes. */
 int arb_vfs_fallocate(struct arb_fs *fs, arb_ino_t ino, int mode, uint64_t off, uint64_t len);
 
+/* copy_file_range: copy [soff, soff+len) of src to doff of dst (the length
+ * is clamped at the end of src).  Sector-aligned parts share the source's
+ * sectors (a copy-on-write copy: no data is written and no space used);
+ * the unaligned edges are copied.  -EINVAL for overlapping ranges of one
+ * file. */
+int arb_vfs_copy_range(struct arb_fs *fs, arb_ino_t src, uint64_t soff, arb_ino_t dst,
+                       uint64_t doff, uint64_t len, uint64_t *ret_copied);
+
 /* SEEK_DATA / SEEK_HOLE: -ENXIO past the end. */
 int arb_vfs_lseek(struct arb_fs *fs, arb_ino_t ino, uint64_t off, int whence, uint64_t *ret_off);
 

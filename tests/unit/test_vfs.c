@@ -2507,6 +2507,48 @@ static void test_space_reuse(void **state)
 	vt_finish(&v);
 }
 
+/* copy_file_range: aligned parts share extents (no new data sectors),
+ * unaligned parts are copied; the copies stay independent afterwards. */
+static void test_copy_range(void **state)
+{
+	struct vt v;
+	arb_ino_t a, b;
+	uint64_t copied, before, after;
+	uint8_t *want = xmalloc(4 * MIB);
+	size_t got;
+
+	(void)state;
+	vt_setup(&v);
+	a = vt_file(&v, v.root, "a");
+	b = vt_file(&v, v.root, "b");
+	vt_write_pat(&v, a, 0, 3 * MIB + 1, 1);
+	tu_commit(FS(&v));
+	before = tu_used_sectors(FS(&v));
+	TU_RC(arb_vfs_copy_range(FS(&v), a, 0, b, 0, UINT64_MAX, &copied));
+	TU_EQ_U64(copied, 3 * MIB + 1);
+	after = tu_used_sectors(FS(&v));
+	TU_ASSERT(after < before + 64, "a shared copy took %" PRIu64 " sectors", after - before);
+	TU_RC(arb_vfs_read(FS(&v), a, 0, want, 4 * MIB, &got));
+	expect_model(&v, b, want, 3 * MIB + 1);
+	/* the source changes, the copy does not */
+	vt_write_pat(&v, a, 100000, 5000, 7);
+	expect_model(&v, b, want, 3 * MIB + 1);
+	/* unaligned: copied */
+	TU_RC(arb_vfs_copy_range(FS(&v), a, 12345, b, 777, 500000, &copied));
+	TU_EQ_U64(copied, 500000);
+	TU_RC(arb_vfs_read(FS(&v), a, 12345, want + 777, 500000, &got));
+	expect_model(&v, b, want, 3 * MIB + 1);
+	/* past the end of the source: clamped; overlapping a file with itself */
+	TU_RC(arb_vfs_copy_range(FS(&v), a, 3 * MIB, b, 0, 10, &copied));
+	TU_EQ_U64(copied, 1);
+	TU_RC(arb_vfs_copy_range(FS(&v), a, 4 * MIB, b, 0, 10, &copied));
+	TU_EQ_U64(copied, 0);
+	TU_RC_EQ(arb_vfs_copy_range(FS(&v), a, 0, a, 4096, 8192, &copied), -EINVAL);
+	TU_RC_EQ(arb_vfs_copy_range(FS(&v), a, 0, v.root, 0, 10, &copied), -EISDIR);
+	free(want);
+	vt_finish(&v);
+}
+
 /* ---- data checksums ---- */
 
 /* Device address of file offset off (inside a REG extent). */
@@ -2714,5 +2756,6 @@ int main(void)
 	tu_tests_add(&ts, "data_csum_partial_write", test_data_csum_partial_write);
 	tu_tests_add(&ts, "subvolumes", test_subvolumes);
 	tu_tests_add(&ts, "space_reuse", test_space_reuse);
+	tu_tests_add(&ts, "copy_range", test_copy_range);
 	return tu_tests_run(&ts, "vfs");
 }
