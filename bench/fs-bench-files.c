@@ -35,8 +35,7 @@ static double now(void)
 
 static void die(const char *what, const char *path)
 {
-	fprintf(stderr, "fs-bench-files: %s %s: %s\n", what, path,
-		strerror(errno));
+	fprintf(stderr, "fs-bench-files: %s %s: %s\n", what, path, strerror(errno));
 	exit(1);
 }
 
@@ -66,8 +65,7 @@ static long do_create(const char *top, long nfiles, long ndirs)
 	for (i = 0; i < nfiles; i++) {
 		int fd;
 
-		snprintf(path, sizeof(path), "%s/d%03ld/f%06ld", top,
-			 i % ndirs, i);
+		snprintf(path, sizeof(path), "%s/d%03ld/f%06ld", top, i % ndirs, i);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		if (fd < 0)
 			die("create", path);
@@ -99,8 +97,7 @@ static long do_dirs(const char *top, int del)
 		if (te->d_name[0] != 'd')
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", top, te->d_name);
-		if (fstatat(dirfd(td), te->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) != 0)
+		if (fstatat(dirfd(td), te->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			die("lstat", sub);
 		d = opendir(sub);
 		if (!d)
@@ -111,8 +108,7 @@ static long do_dirs(const char *top, int del)
 			if (del) {
 				if (unlinkat(dirfd(d), e->d_name, 0) != 0)
 					die("unlink", e->d_name);
-			} else if (fstatat(dirfd(d), e->d_name, &st,
-					   AT_SYMLINK_NOFOLLOW) != 0) {
+			} else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 				die("lstat", e->d_name);
 			}
 			count++;
@@ -136,8 +132,8 @@ int main(int argc, char **argv)
 	long nfiles, ndirs, n;
 	double t0, t;
 
-	if (argc != 5 || (nfiles = atol(argv[3])) <= 0 ||
-	    (ndirs = atol(argv[4])) <= 0 || ndirs > 1000) {
+	if (argc != 5 || (nfiles = atol(argv[3])) <= 0 || (ndirs = atol(argv[4])) <= 0 ||
+	    ndirs > 1000) {
 		fprintf(stderr, "usage: fs-bench-files create|walk|delete DIR NFILES NDIRS\n");
 		return 2;
 	}
@@ -154,8 +150,8 @@ int main(int argc, char **argv)
 	}
 	t = now() - t0;
 	if (n != nfiles) {
-		fprintf(stderr, "fs-bench-files: %s saw %ld files, expected %ld\n",
-			argv[1], n, nfiles);
+		fprintf(stderr, "fs-bench-files: %s saw %ld files, expected %ld\n", argv[1], n,
+		        nfiles);
 		return 1;
 	}
 	printf("%ld %.3f %.1f\n", n, t, t > 0 ? n / t : 0.0);

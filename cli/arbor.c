@@ -246,64 +246,6 @@ void cli_arg_key(const struct cmd_struct *cmd, char **args, struct arb_key *ret)
 
 /* The unsigned number s starts with, in base (0: C prefixes); *end is what
  * follows it.  No leading sign, at least one digit. */
-static int parse_unsigned(const char *s, int base, char **end, unsigned long long *ret)
-{
-	if (!*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	*ret = strtoull(s, end, base);
-	if (errno)
-		return -errno;
-	return *end == s ? -EINVAL : 0;
-}
-
-int cli_parse_u64(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-	int err = parse_unsigned(s, 0, &end, &v);
-
-	if (err)
-		return err;
-	if (*end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-static int size_shift(const char *suffix)
-{
-	static const char units[] = "KMGT";
-	const char *p;
-
-	if (!*suffix)
-		return 0;
-	p = strchr(units, toupper((unsigned char)suffix[0]));
-	if (!p || !*p)
-		return -1;
-	/* accept K, KB, KiB (any case) */
-	if (suffix[1] && strcasecmp(suffix + 1, "b") && strcasecmp(suffix + 1, "ib"))
-		return -1;
-	return 10 * (int)(p - units + 1);
-}
-
-int cli_parse_size(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-	int shift, err = parse_unsigned(s, 10, &end, &v);
-
-	if (err)
-		return err;
-	shift = size_shift(end);
-	if (shift < 0)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*ret = (uint64_t)v << shift;
-	return 0;
-}
-
 int cli_parse_tree_id(const char *s, uint64_t *ret)
 {
 	if (!strcmp(s, "root")) {

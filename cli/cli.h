@@ -117,9 +117,7 @@ void cli_arg_key(const struct cmd_struct *cmd, char **args, struct arb_key *ret)
 
 /* ---- parsing (arbor.c); 0 or -EINVAL / -ERANGE -------------------------- */
 
-int cli_parse_u64(const char *s, uint64_t *ret);
-/* A byte count with an optional K, M, G or T suffix (powers of 1024). */
-int cli_parse_size(const char *s, uint64_t *ret);
+#include "parse.h" /* cli_parse_u64, cli_parse_size */
 /* A tree id: a number, "root" or "space". */
 int cli_parse_tree_id(const char *s, uint64_t *ret);
 /* A key type: a number 0..255 or a name as printed by cli_key_type_name. */

@@ -72,6 +72,15 @@ static int xattr_target(struct arb_fs *fs, arb_ino_t ino, const char *name, stru
 	return err ? err : vnode_get(fs, ino, v);
 }
 
+/* The inode an xattr change applies to, on a writable filesystem. */
+static int xattr_change_target(struct arb_fs *fs, arb_ino_t ino, const char *name, struct vnode *v,
+                               size_t *nlen)
+{
+	int err = arb_check_mutable(fs);
+
+	return err ? err : xattr_target(fs, ino, name, v, nlen);
+}
+
 int arb_vfs_getxattr(struct arb_fs *fs, arb_ino_t ino, const char *name, void *buf, size_t size,
                      size_t *ret_size)
 {
@@ -122,10 +131,8 @@ int arb_vfs_setxattr(struct arb_fs *fs, arb_ino_t ino, const char *name, const v
 	uint8_t *item;
 	long off;
 	size_t nlen;
-	int err = arb_check_mutable(fs);
+	int err = xattr_change_target(fs, ino, name, &v, &nlen);
 
-	if (!err)
-		err = xattr_target(fs, ino, name, &v, &nlen);
 	if (err)
 		return err;
 	if (flags & ~(ARB_XATTR_CREATE | ARB_XATTR_REPLACE))
@@ -161,10 +168,8 @@ int arb_vfs_removexattr(struct arb_fs *fs, arb_ino_t ino, const char *name)
 	uint8_t *item;
 	long off;
 	size_t nlen;
-	int err = arb_check_mutable(fs);
+	int err = xattr_change_target(fs, ino, name, &v, &nlen);
 
-	if (!err)
-		err = xattr_target(fs, ino, name, &v, &nlen);
 	if (!err)
 		err = xattr_find(&v, name, nlen, &item, &off);
 	if (err)

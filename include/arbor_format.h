@@ -464,7 +464,7 @@ _Static_assert(sizeof(struct arb_xattr) == 4, "xattr header is 4 bytes");
 
 struct arb_file_extent {
 	uint64_t generation;
-	uint64_t num_bytes; /* logical bytes covered; sector multiple except inline */
+	uint64_t num_bytes;   /* logical bytes covered; sector multiple except inline */
 	uint64_t disk_bytenr; /* REG/PREALLOC: first sector referenced */
 	uint8_t type;
 	uint8_t reserved[7];

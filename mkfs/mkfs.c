@@ -54,6 +54,7 @@
 #include "arbor/msg.h"
 #include "arbor/super.h"
 #include "arbor/vfs.h"
+#include "parse.h"
 #include "arbor_format.h"
 
 #ifndef PACKAGE_VERSION
@@ -181,44 +182,6 @@ static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const ch
 
 /* ---- number parsing -------------------------------------------------------- */
 
-/* "", K, KB, KiB (any case) ...: the shift, or -1. */
-static int size_shift(const char *suffix)
-{
-	static const char units[] = "KMGT";
-	const char *p;
-
-	if (!*suffix)
-		return 0;
-	p = strchr(units, toupper((unsigned char)suffix[0]));
-	if (!p || !*p)
-		return -1;
-	if (suffix[1] && strcasecmp(suffix + 1, "b") && strcasecmp(suffix + 1, "ib"))
-		return -1;
-	return 10 * (int)(p - units + 1);
-}
-
-/* A decimal number of bytes with an optional binary suffix. */
-static int parse_size(const char *s, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-	int shift;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -errno;
-	shift = size_shift(end);
-	if (shift < 0)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*ret = (uint64_t)v << shift;
-	return 0;
-}
-
 /* "1.00 TiB" */
 static void pretty_size(uint64_t bytes, char *buf, size_t len)
 {
@@ -297,7 +260,7 @@ static void parse_args(int argc, char **argv, struct mkfs_opts *o)
 			o->have_uuid = true;
 			break;
 		case 'b':
-			if (parse_size(optarg, &v))
+			if (cli_parse_size(optarg, &v))
 				usage_error("invalid sector size '%s'", optarg);
 			if (v != ARB_SECTOR_SIZE)
 				usage_error("sector size %" PRIu64 " is not supported: Arbor "
@@ -305,7 +268,7 @@ static void parse_args(int argc, char **argv, struct mkfs_opts *o)
 				            v, ARB_SECTOR_SIZE);
 			break;
 		case 'n':
-			if (parse_size(optarg, &v) || v < ARB_MIN_NODESIZE ||
+			if (cli_parse_size(optarg, &v) || v < ARB_MIN_NODESIZE ||
 			    v > ARB_MAX_NODESIZE || (v & (v - 1)))
 				usage_error(
 				        "invalid node size '%s': use a power of two from %u to %u",
@@ -313,7 +276,7 @@ static void parse_args(int argc, char **argv, struct mkfs_opts *o)
 			o->nodesize = (uint32_t)v;
 			break;
 		case 's':
-			if (parse_size(optarg, &v) || v == 0)
+			if (cli_parse_size(optarg, &v) || v == 0)
 				usage_error("invalid size '%s'", optarg);
 			o->have_size = true;
 			o->size = v;

@@ -97,7 +97,7 @@ static void fail(const char *fmt, ...)
 static void die(const char *what)
 {
 	fprintf(stderr, "exerciser: seed %" PRIu64 ", op %ld: %s: %s\n", seed, opno, what,
-		strerror(errno));
+	        strerror(errno));
 	exit(2);
 }
 
@@ -141,7 +141,12 @@ static void same(const char *what, struct res a, struct res b, int ret_exact)
 		fail("%s: A returned %ld; B returned %ld", what, a.ret, b.ret);
 }
 
-#define R(expr) ({ errno = 0; long r_ = (long)(expr); (struct res){ r_, errno }; })
+#define R(expr)                                                                                    \
+	({                                                                                         \
+		errno = 0;                                                                         \
+		long r_ = (long)(expr);                                                            \
+		(struct res){r_, errno};                                                           \
+	})
 
 /* ---- comparisons ------------------------------------------------------------------ */
 
@@ -197,7 +202,7 @@ static void cmp_fds(const char *what, int fa, int fb)
 static void cmp_path(const char *rel, int content)
 {
 	char a[PATH_MAX], b[PATH_MAX], w[300];
-	struct stat sa, sb;
+	struct stat sa = {0}, sb = {0};
 	pa(a, rel);
 	pb(b, rel);
 	snprintf(w, sizeof(w), "lstat %s", rel);
@@ -215,7 +220,7 @@ static void cmp_path(const char *rel, int content)
 	if (content && S_ISREG(sa.st_mode)) {
 		int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
 		snprintf(w, sizeof(w), "reopen %s", rel);
-		same(w, (struct res){ fa, errno }, (struct res){ fb, errno }, 0);
+		same(w, (struct res){fa, errno}, (struct res){fb, errno}, 0);
 		if (fa < 0 || fb < 0)
 			die("open for compare");
 		cmp_range(w, fa, fb, 0, sa.st_size + 1);
@@ -240,8 +245,13 @@ static int list_dir(const char *path, char ***out)
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (n == cap)
-			v = realloc(v, (cap *= 2) * sizeof(*v));
+		if (n == cap) {
+			char **nv = realloc(v, (cap *= 2) * sizeof(*v));
+
+			if (!nv)
+				die("realloc");
+			v = nv;
+		}
 		v[n++] = strdup(e->d_name);
 	}
 	closedir(d);
@@ -285,8 +295,8 @@ static void cmp_tree(const char *rel)
 
 /* ---- names ------------------------------------------------------------------ */
 
-static const char *dnames[] = { "d0", "d1", "d2" };
-static const char *leaves[] = { "d0", "d1", "d2", "f0", "f1", "f2", "f3", "f4", "f5", "l0", "l1" };
+static const char *dnames[] = {"d0", "d1", "d2"};
+static const char *leaves[] = {"d0", "d1", "d2", "f0", "f1", "f2", "f3", "f4", "f5", "l0", "l1"};
 
 static void rnd_path(char *out, int want_file)
 {
@@ -438,15 +448,33 @@ static void check_slot(struct slot *s, off_t off, long len)
 /* ---- operations ------------------------------------------------------------------ */
 
 enum {
-	OP_OPEN, OP_CLOSE, OP_PWRITE, OP_PREAD, OP_FTRUNC, OP_TRUNC, OP_PUNCH, OP_PREALLOC,
-	OP_KEEPALLOC, OP_FSYNC, OP_EVICT, OP_WRITEPATH, OP_CREATE, OP_UNLINK, OP_MKDIR,
-	OP_RMDIR, OP_RENAME, OP_LINK, OP_SYMLINK, OP_CHMOD, OP_NR
+	OP_OPEN,
+	OP_CLOSE,
+	OP_PWRITE,
+	OP_PREAD,
+	OP_FTRUNC,
+	OP_TRUNC,
+	OP_PUNCH,
+	OP_PREALLOC,
+	OP_KEEPALLOC,
+	OP_FSYNC,
+	OP_EVICT,
+	OP_WRITEPATH,
+	OP_CREATE,
+	OP_UNLINK,
+	OP_MKDIR,
+	OP_RMDIR,
+	OP_RENAME,
+	OP_LINK,
+	OP_SYMLINK,
+	OP_CHMOD,
+	OP_NR
 };
-static const char *opnames[] = { "open", "close", "pwrite", "pread", "ftruncate", "truncate",
-	"punch", "prealloc", "keepalloc", "fsync", "evict", "writepath", "create", "unlink",
-	"mkdir", "rmdir", "rename", "link", "symlink", "chmod" };
-static const int weights[OP_NR] = { 10, 4, 30, 10, 5, 3, 5, 3, 2, 3, 2, 5, 4, 5, 4, 3, 7, 3,
-	2, 2 };
+static const char *opnames[] = {"open",     "close",     "pwrite",   "pread",     "ftruncate",
+                                "truncate", "punch",     "prealloc", "keepalloc", "fsync",
+                                "evict",    "writepath", "create",   "unlink",    "mkdir",
+                                "rmdir",    "rename",    "link",     "symlink",   "chmod"};
+static const int weights[OP_NR] = {10, 4, 30, 10, 5, 3, 5, 3, 2, 3, 2, 5, 4, 5, 4, 3, 7, 3, 2, 2};
 
 static int pick_op(void)
 {
@@ -462,8 +490,12 @@ static int pick_op(void)
 	return 0;
 }
 
-#define BOTH(call_a, call_b) do { \
-	ra = R(call_a); rb = R(call_b); same(opdesc, ra, rb, 1); } while (0)
+#define BOTH(call_a, call_b)                                                                       \
+	do {                                                                                       \
+		ra = R(call_a);                                                                    \
+		rb = R(call_b);                                                                    \
+		same(opdesc, ra, rb, 1);                                                           \
+	} while (0)
 
 static void do_op(int op)
 {
@@ -515,7 +547,7 @@ static void do_op(int op)
 		rnd_extent(sz, &off, &len);
 		fill(len);
 		snprintf(opdesc, sizeof(opdesc), "pwrite(%s, %ld @ %lld) size %lld", s->path, len,
-			 (long long)off, (long long)sz);
+		         (long long)off, (long long)sz);
 		BOTH(pwrite(s->fa, buf_w, len, off), pwrite(s->fb, buf_w, len, off));
 		check_slot(s, off, len);
 		break;
@@ -525,7 +557,7 @@ static void do_op(int op)
 		if (chance(30))
 			off = sz > len ? sz - rnd(len) : 0; /* across EOF */
 		snprintf(opdesc, sizeof(opdesc), "pread(%s, %ld @ %lld) size %lld", s->path, len,
-			 (long long)off, (long long)sz);
+		         (long long)off, (long long)sz);
 		cmp_range(opdesc, s->fa, s->fb, off, len);
 		check_slot(s, off, -1);
 		break;
@@ -539,22 +571,32 @@ static void do_op(int op)
 			sz = lstat(a, &st) ? 0 : st.st_size;
 		}
 		switch (rnd(5)) {
-		case 0: nsz = 0; break;
-		case 1: nsz = sz ? rnd(sz) : 0; break; /* down */
-		case 2: nsz = sz + rnd(64 * KIB); break;
-		case 3: nsz = sz + rnd(FAR_MAX); break; /* up, far */
-		default: nsz = (off_t)rnd(sz / 4096 + 2) * 4096 + (chance(50) ? 0 : rnd(4096)); break;
+		case 0:
+			nsz = 0;
+			break;
+		case 1:
+			nsz = sz ? rnd(sz) : 0;
+			break; /* down */
+		case 2:
+			nsz = sz + rnd(64 * KIB);
+			break;
+		case 3:
+			nsz = sz + rnd(FAR_MAX);
+			break; /* up, far */
+		default:
+			nsz = (off_t)rnd(sz / 4096 + 2) * 4096 + (chance(50) ? 0 : rnd(4096));
+			break;
 		}
 		if (nsz > MAX_FILE)
 			nsz = rnd(MAX_FILE);
 		if (s) {
 			snprintf(opdesc, sizeof(opdesc), "ftruncate(%s, %lld) size %lld", s->path,
-				 (long long)nsz, (long long)sz);
+			         (long long)nsz, (long long)sz);
 			BOTH(ftruncate(s->fa, nsz), ftruncate(s->fb, nsz));
 			check_slot(s, nsz > 4096 ? nsz - 4096 : 0, 8192);
 		} else {
 			snprintf(opdesc, sizeof(opdesc), "truncate(%s, %lld) size %lld", rel,
-				 (long long)nsz, (long long)sz);
+			         (long long)nsz, (long long)sz);
 			BOTH(truncate(a, nsz), truncate(b, nsz));
 			check_names(rel, 1);
 		}
@@ -571,10 +613,11 @@ static void do_op(int op)
 			off &= ~4095L;
 			len = (len + 4095) & ~4095L;
 		}
-		mode = op == OP_PUNCH ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE :
-		       op == OP_KEEPALLOC ? FALLOC_FL_KEEP_SIZE : 0;
+		mode = op == OP_PUNCH       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+		       : op == OP_KEEPALLOC ? FALLOC_FL_KEEP_SIZE
+		                            : 0;
 		snprintf(opdesc, sizeof(opdesc), "fallocate(%s, %s, %ld @ %lld) size %lld", s->path,
-			 opnames[op], len, (long long)off, (long long)sz);
+		         opnames[op], len, (long long)off, (long long)sz);
 		BOTH(fallocate(s->fa, mode, off, len), fallocate(s->fb, mode, off, len));
 		check_slot(s, off, len);
 		break;
@@ -598,13 +641,14 @@ static void do_op(int op)
 		break;
 	case OP_WRITEPATH: {
 		int fa, fb;
-		flags = O_WRONLY | O_CREAT | (chance(30) ? O_APPEND : 0) | (chance(20) ? O_TRUNC : 0);
+		flags = O_WRONLY | O_CREAT | (chance(30) ? O_APPEND : 0) |
+		        (chance(20) ? O_TRUNC : 0);
 		struct stat st;
 		sz = lstat(a, &st) ? 0 : st.st_size;
 		rnd_extent(sz, &off, &len);
 		fill(len);
-		snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)+pwrite(%ld @ %lld)+close", rel, flags,
-			 len, (long long)off);
+		snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)+pwrite(%ld @ %lld)+close", rel,
+		         flags, len, (long long)off);
 		ra = R(open(a, flags, 0644));
 		rb = R(open(b, flags, 0644));
 		same(opdesc, ra, rb, 0);
@@ -678,8 +722,8 @@ static void do_op(int op)
 		break;
 	case OP_SYMLINK: {
 		/* never absolute nor "..": a renamed link must not point out of the tree */
-		static const char *targets[] = { "f0", "d0/f2", "nowhere", "d1", "l0", "d2/l1",
-			"f1" };
+		static const char *targets[] = {"f0", "d0/f2", "nowhere", "d1",
+		                                "l0", "d2/l1", "f1"};
 		const char *t = targets[rnd(sizeof(targets) / sizeof(targets[0]))];
 		snprintf(opdesc, sizeof(opdesc), "symlink(%s -> %s)", rel, t);
 		BOTH(symlink(t, a), symlink(t, b));
@@ -687,7 +731,7 @@ static void do_op(int op)
 		break;
 	}
 	case OP_CHMOD: {
-		static const mode_t modes[] = { 0644, 0600, 0755, 0444, 0700 };
+		static const mode_t modes[] = {0644, 0600, 0755, 0444, 0700};
 		mode_t m = modes[rnd(5)];
 		snprintf(opdesc, sizeof(opdesc), "chmod(%s, 0%o)", rel, m);
 		BOTH(chmod(a, m), chmod(b, m));
@@ -713,14 +757,16 @@ static void remount(void)
 	fflush(stdout);
 	rc = system(remount_cmd);
 	if (rc != 0) {
-		fprintf(stderr, "exerciser: seed %" PRIu64 ", op %ld: remount command failed (%d)\n",
-			seed, opno, rc);
+		fprintf(stderr,
+		        "exerciser: seed %" PRIu64 ", op %ld: remount command failed (%d)\n", seed,
+		        opno, rc);
 		exit(2);
 	}
 	cmp_tree("");
 	for (i = 0; i < NSLOTS; i++)
 		if (names[i][0]) {
-			if (snprintf(opdesc, sizeof(opdesc), "reopen %s after remount", names[i]) < 0)
+			if (snprintf(opdesc, sizeof(opdesc), "reopen %s after remount", names[i]) <
+			    0)
 				die("snprintf");
 			slot_open(&slots[i], names[i], O_RDWR, 0);
 			if (slots[i].used)
@@ -731,17 +777,17 @@ static void remount(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: exerciser [-s SEED] [-n OPS] [-v] [--remount-cmd CMD] "
-			"[--remount-every N] DIR_A DIR_B\n");
+	                "[--remount-every N] DIR_A DIR_B\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "remount-cmd", required_argument, NULL, 'r' },
-		{ "remount-every", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	        {"remount-cmd", required_argument, NULL, 'r'},
+	        {"remount-every", required_argument, NULL, 'R'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int c, i;
 	long remounts = 0, walks = 0;
@@ -752,12 +798,23 @@ int main(int argc, char **argv)
 	}
 	while ((c = getopt_long(argc, argv, "s:n:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 'n': nops = strtol(optarg, NULL, 0); break;
-		case 'v': verbose = 1; break;
-		case 'r': remount_cmd = optarg; break;
-		case 'R': remount_every = strtol(optarg, NULL, 0); break;
-		default: usage();
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			nops = strtol(optarg, NULL, 0);
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'r':
+			remount_cmd = optarg;
+			break;
+		case 'R':
+			remount_every = strtol(optarg, NULL, 0);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (argc - optind != 2 || remount_every <= 0)
@@ -793,8 +850,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < NSLOTS; i++)
 		slot_close(&slots[i]);
 	cmp_tree("");
-	printf("seed %" PRIu64 ": %ld operations, %ld tree walks, %ld remounts, no divergence\n", seed,
-	       nops, walks, remounts);
+	printf("seed %" PRIu64 ": %ld operations, %ld tree walks, %ld remounts, no divergence\n",
+	       seed, nops, walks, remounts);
 	for (i = 0; i < OP_NR; i++)
 		printf("  %-10s %ld\n", opnames[i], stat_ops[i]);
 	return 0;

@@ -38,11 +38,30 @@
 static const char *errname(int e)
 {
 	switch (e) {
-#define E(x) case x: return #x
-	E(EPERM); E(ENOENT); E(EIO); E(EBADF); E(EACCES); E(EBUSY);
-	E(EEXIST); E(EXDEV); E(ENOTDIR); E(EISDIR); E(EINVAL); E(EFBIG);
-	E(ENOSPC); E(EROFS); E(EMLINK); E(ENAMETOOLONG); E(ENOTEMPTY);
-	E(ELOOP); E(EOPNOTSUPP); E(ENOSYS); E(ETXTBSY);
+#define E(x)                                                                                       \
+	case x:                                                                                    \
+		return #x
+		E(EPERM);
+		E(ENOENT);
+		E(EIO);
+		E(EBADF);
+		E(EACCES);
+		E(EBUSY);
+		E(EEXIST);
+		E(EXDEV);
+		E(ENOTDIR);
+		E(EISDIR);
+		E(EINVAL);
+		E(EFBIG);
+		E(ENOSPC);
+		E(EROFS);
+		E(EMLINK);
+		E(ENAMETOOLONG);
+		E(ENOTEMPTY);
+		E(ELOOP);
+		E(EOPNOTSUPP);
+		E(ENOSYS);
+		E(ETXTBSY);
 #undef E
 	}
 	return strerror(e);
@@ -54,15 +73,33 @@ static int flags_of(const char *s)
 
 	for (; *s; s++) {
 		switch (*s) {
-		case 'r': r = 1; break;
-		case 'w': w = 1; break;
-		case 'c': f |= O_CREAT; break;
-		case 'x': f |= O_EXCL; break;
-		case 't': f |= O_TRUNC; break;
-		case 'a': f |= O_APPEND; break;
-		case 'd': f |= O_DIRECTORY; break;
-		case 'D': f |= O_DIRECT; break;
-		default: fprintf(stderr, "bad flag %c\n", *s); exit(2);
+		case 'r':
+			r = 1;
+			break;
+		case 'w':
+			w = 1;
+			break;
+		case 'c':
+			f |= O_CREAT;
+			break;
+		case 'x':
+			f |= O_EXCL;
+			break;
+		case 't':
+			f |= O_TRUNC;
+			break;
+		case 'a':
+			f |= O_APPEND;
+			break;
+		case 'd':
+			f |= O_DIRECTORY;
+			break;
+		case 'D':
+			f |= O_DIRECT;
+			break;
+		default:
+			fprintf(stderr, "bad flag %c\n", *s);
+			exit(2);
 		}
 	}
 	return f | (r && w ? O_RDWR : w ? O_WRONLY : O_RDONLY);
@@ -88,7 +125,13 @@ static int fail(void)
 	return 0;
 }
 
-#define NEED(n) do { if (argc < (n) + 2) { fprintf(stderr, "usage\n"); return 2; } } while (0)
+#define NEED(n)                                                                                    \
+	do {                                                                                       \
+		if (argc < (n) + 2) {                                                              \
+			fprintf(stderr, "usage\n");                                                \
+			return 2;                                                                  \
+		}                                                                                  \
+	} while (0)
 
 int main(int argc, char **argv)
 {
