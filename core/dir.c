@@ -305,6 +305,20 @@ static int dir_get(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *n
 	return vfs_check_name(name, nlen);
 }
 
+/* Load a directory that is to receive the new name `name`: -EEXIST when
+ * it is taken. */
+static int dir_get_free_name(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                             struct vnode *d)
+{
+	struct dirent_rec ent;
+	int err = dir_get(fs, dir, name, nlen, d);
+
+	if (err)
+		return err;
+	err = dirent_find(d, name, *nlen, &ent);
+	return err == -ENOENT ? 0 : err ? err : -EEXIST;
+}
+
 /* ---- lookups ---------------------------------------------------------------- */
 
 int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct arb_stat *st)
@@ -381,17 +395,13 @@ static int create_node(struct arb_fs *fs, arb_ino_t dir, const char *name, uint3
                        struct arb_stat *st)
 {
 	struct vnode d, c;
-	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = arb_check_mutable(fs);
 
 	if (!err)
-		err = dir_get(fs, dir, name, &nlen, &d);
+		err = dir_get_free_name(fs, dir, name, &nlen, &d);
 	if (err)
 		return err;
-	err = dirent_find(&d, name, nlen, &ent);
-	if (err != -ENOENT)
-		return err ? err : -EEXIST;
 	if (S_ISDIR(mode) && d.nlink >= ARB_LINK_MAX)
 		return -EMLINK;
 	err = reserve_names(fs, false);
@@ -466,7 +476,6 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
                  struct arb_stat *st)
 {
 	struct vnode c, d;
-	struct dirent_rec ent = {0};
 	size_t nlen;
 	int err = arb_check_mutable(fs);
 
@@ -480,12 +489,9 @@ int arb_vfs_link(struct arb_fs *fs, arb_ino_t ino, arb_ino_t newdir, const char 
 		return -EXDEV;
 	if (c.nlink >= ARB_LINK_MAX)
 		return -EMLINK;
-	err = dir_get(fs, newdir, newname, &nlen, &d);
+	err = dir_get_free_name(fs, newdir, newname, &nlen, &d);
 	if (err)
 		return err;
-	err = dirent_find(&d, newname, nlen, &ent);
-	if (err != -ENOENT)
-		return err ? err : -EEXIST;
 	err = reserve_names(fs, false);
 	if (err)
 		return err;
