@@ -25,7 +25,8 @@ if ! command -v flock >/dev/null; then
 fi
 
 SEEDS=${EXERCISER_SEEDS:-3}
-OPS=${EXERCISER_OPS:-$((1500 * ARBOR_TEST_SCALE))}
+# ARBOR_TEST_SCALE may be fractional (0.1 for a quick run)
+OPS=${EXERCISER_OPS:-$(awk -v s="$ARBOR_TEST_SCALE" 'BEGIN { n = int(2000 * s); print n < 100 ? 100 : n }')}
 REMOUNT_EVERY=${EXERCISER_REMOUNT_EVERY:-300}
 HOST=$T/host
 PIDF=$T/arborfs.pid
