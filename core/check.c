@@ -197,6 +197,10 @@ static int count_deferred(struct checker *c)
 	for (size_t i = 0; i < fs->sm.npending && ret >= 0; i++)
 		if (add_ref(c, fs->sm.pending[i].bytenr, fs->sm.pending[i].nsectors) == -ENOMEM)
 			ret = -ENOMEM;
+	/* the fsync log's blocks stay allocated until the next commit */
+	for (size_t i = 0; i < fs->log.nblocks && ret >= 0; i++)
+		if (add_ref(c, fs->log.blocks[i], 1) == -ENOMEM)
+			ret = -ENOMEM;
 	return ret < 0 ? ret : 0;
 }
 

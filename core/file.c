@@ -510,10 +510,11 @@ int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len)
 {
 	bool changed;
 
-	return file_write_ex(v, off, buf, len, &changed);
+	return file_write_ex(v, off, buf, len, &changed, NULL);
 }
 
-int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed)
+int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed,
+                  bool *was_inline)
 {
 	uint64_t end = off + len, newsize = end > v->size ? end : v->size;
 	struct fext e;
@@ -529,6 +530,8 @@ int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bo
 	if (inl < 0)
 		return inl;
 	*changed = inl;
+	if (was_inline)
+		*was_inline = inl;
 	if (inl && newsize <= inline_max(v->t->fs))
 		err = write_inline(v, off, buf, len, newsize);
 	else if (inl)
@@ -688,14 +691,24 @@ int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *bu
 		err = reserve_data(fs, len, false);
 	if (err || !len)
 		return err;
-	bool changed;
+	bool changed, was_inline = false;
 
-	err = file_write_ex(&v, off, buf, len, &changed);
-	if (err && !changed)
+	/* a write over extents is something the fsync log can replay */
+	fs->log.writing = ino;
+	err = file_write_ex(&v, off, buf, len, &changed, &was_inline);
+	if (err && !changed) {
+		fs->log.writing = 0;
 		return err; /* e.g. -EIO reading a damaged sector to complete */
+	}
 	vnode_touch(&v, true);
 	if (!err)
 		err = vnode_put(&v);
+	fs->log.writing = 0;
+	if (!err && !was_inline)
+		arb_log_inode_wrote(fs, ino, off / ARB_SECTOR_SIZE * ARB_SECTOR_SIZE,
+		                    round_up(off + len, ARB_SECTOR_SIZE));
+	else
+		arb_log_inode_changed(fs, ino);
 	if (!err)
 		*ret_written = len;
 	return data_fail(fs, err);
@@ -1004,4 +1017,114 @@ int arb_vfs_copy_range(struct arb_fs *fs, arb_ino_t src_ino, uint64_t soff, arb_
 	if (!err)
 		*ret_copied = len;
 	return data_fail(fs, err);
+}
+
+/* ---- the fsync log ------------------------------------------------------------- */
+
+/* A clipped piece as an item: header and (for REG) its checksums. */
+static int emit_piece(const struct fext *e, uint64_t lo, uint64_t hi, file_log_fn fn, void *ctx)
+{
+	uint64_t skip = (lo - e->off) / ARB_SECTOR_SIZE;
+	uint32_t clen = e->type == ARB_EXTENT_REG ? (uint32_t)((hi - lo) / ARB_SECTOR_SIZE * 4) : 0;
+	uint8_t item[EXT_HDR + EXT_MAX_SECTORS * 4];
+	struct arb_file_extent h = {htole64(e->gen),
+	                            htole64(hi - lo),
+	                            htole64(e->disk_bytenr + skip * ARB_SECTOR_SIZE),
+	                            e->type,
+	                            {0}};
+
+	memcpy(item, &h, EXT_HDR);
+	if (clen)
+		memcpy(item + EXT_HDR, e->payload + skip * 4, clen);
+	return fn(ctx, lo, hi - lo, item, EXT_HDR + clen);
+}
+
+struct log_walk {
+	uint64_t pos, end;
+	file_log_fn fn;
+	void *ctx;
+};
+
+static int log_walk_cb(void *ctx, const struct fext *e)
+{
+	struct log_walk *w = ctx;
+	uint64_t lo = e->off > w->pos ? e->off : w->pos;
+	uint64_t hi = e->off + e->num_bytes < w->end ? e->off + e->num_bytes : w->end;
+	int err = 0;
+
+	if (e->type == ARB_EXTENT_INLINE)
+		return -EAGAIN; /* inline data is not logged: the caller commits */
+	if (lo >= hi)
+		return 0;
+	if (lo > w->pos)
+		err = w->fn(w->ctx, w->pos, lo - w->pos, NULL, 0);
+	if (!err)
+		err = emit_piece(e, lo, hi, w->fn, w->ctx);
+	w->pos = hi;
+	return err;
+}
+
+int file_log_range(struct vnode *v, uint64_t start, uint64_t end, file_log_fn fn, void *ctx)
+{
+	struct log_walk w = {start, end, fn, ctx};
+	int err;
+
+	if (start % ARB_SECTOR_SIZE || end % ARB_SECTOR_SIZE || start >= end)
+		return -EINVAL;
+	err = for_extents(v, start, end, log_walk_cb, &w);
+	if (!err && w.pos < end)
+		err = fn(ctx, w.pos, end - w.pos, NULL, 0);
+	return err;
+}
+
+static int log_item(uint64_t off, uint64_t len, const void *item, uint32_t item_len, struct fext *e)
+{
+	struct arb_key k = {0, ARB_EXTENT_DATA_KEY, off};
+	int err = parse_extent(&k, item, item_len, e);
+
+	if (!err && (e->type == ARB_EXTENT_INLINE || e->num_bytes != len))
+		err = -EUCLEAN;
+	return err;
+}
+
+int file_log_verify(struct arb_fs *fs, uint64_t off, uint64_t len, const void *item,
+                    uint32_t item_len)
+{
+	struct fext e;
+	int err = log_item(off, len, item, item_len, &e);
+	uint8_t *buf;
+
+	if (err || e.type != ARB_EXTENT_REG)
+		return err;
+	if (!arb_sm_valid_range(&fs->sm, e.disk_bytenr, len / ARB_SECTOR_SIZE))
+		return -EUCLEAN;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	err = arb_dev_read(fs->dev, buf, len, e.disk_bytenr);
+	if (!err)
+		err = verify_sectors(fs, &e, 0, buf, len / ARB_SECTOR_SIZE);
+	free(buf);
+	return err ? -EIO : 0;
+}
+
+int file_log_apply(struct vnode *v, uint64_t off, uint64_t len, const void *item, uint32_t item_len)
+{
+	struct fext e;
+	int err = 0;
+
+	if (off % ARB_SECTOR_SIZE || len % ARB_SECTOR_SIZE || !len)
+		return -EUCLEAN;
+	if (item)
+		err = log_item(off, len, item, item_len, &e);
+	if (!err)
+		err = drop_range(v, off, off + len);
+	if (err || !item)
+		return err;
+	err = arb_data_ref(v->t->fs, e.disk_bytenr, len / ARB_SECTOR_SIZE, 1);
+	if (!err)
+		err = put_extent(v, &e);
+	if (!err)
+		v->nbytes += len;
+	return err;
 }

@@ -41,6 +41,7 @@ static void fs_free(struct arb_fs *fs)
 		t = next;
 	}
 	arb_vfs_free_state(fs);
+	arb_log_free(fs);
 	arb_cache_destroy(&fs->cache);
 	arb_sm_destroy(&fs->sm);
 	arb_btree_scratch_free(fs);
@@ -100,7 +101,7 @@ static void now(uint64_t *sec, uint32_t *nsec)
 	*nsec = (uint32_t)ts.tv_nsec;
 }
 
-static void random_bytes(void *buf, size_t len)
+void arb_random_bytes(void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
@@ -123,7 +124,7 @@ static void random_bytes(void *buf, size_t len)
 
 static void random_uuid(uint8_t uuid[16])
 {
-	random_bytes(uuid, 16);
+	arb_random_bytes(uuid, 16);
 	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
@@ -484,6 +485,9 @@ static void fill_super(const struct arb_fs *fs, struct arb_super *sb)
 	sb->commit_time_sec = htole64(fs->commit_time_sec);
 	sb->commit_time_nsec = htole32(fs->commit_time_nsec);
 	memcpy(sb->label, fs->label, sizeof(sb->label));
+	sb->incompat = htole64(ARB_FEATURE_INCOMPAT_FSYNC_LOG);
+	sb->log_bytenr = htole64(fs->log.head);
+	sb->log_nonce = htole64(fs->log.head ? fs->log.nonce : 0);
 	sb->freed_count = htole32(fs->nfreed);
 	for (uint32_t i = 0; i < fs->nfreed; i++) {
 		sb->freed[i].bytenr = htole64(fs->freed[i].bytenr);
@@ -518,7 +522,11 @@ static int write_supers(struct arb_fs *fs)
 
 static int commit_locked(struct arb_fs *fs)
 {
-	int err = commit_user_trees(fs);
+	/* the log's content is in the trees from this commit on */
+	int err = arb_log_commit_prepare(fs);
+
+	if (!err)
+		err = commit_user_trees(fs);
 
 	/* frees of commits the ring no longer holds become reusable */
 	if (fs->transid > ARB_DEFER_COMMITS)
@@ -649,7 +657,7 @@ int arb_format(struct arb_dev *dev, const struct arb_format_opts *opts)
 		strncpy(fs->label, o->label, sizeof(fs->label) - 1);
 	fs->hash_seed = o->hash_seed;
 	while (!fs->hash_seed)
-		random_bytes(&fs->hash_seed, sizeof(fs->hash_seed));
+		arb_random_bytes(&fs->hash_seed, sizeof(fs->hash_seed));
 	fs->transid = 1;
 	fs->next_tree_id = ARB_FIRST_USER_TREE;
 	fs->fixed_time = o->time_sec; /* reproducible images (SOURCE_DATE_EPOCH) */
@@ -872,6 +880,14 @@ int arb_open(struct arb_dev *dev, const struct arb_open_opts *opts, struct arb_f
 
 			/* never reuse a generation number a damaged newer slot holds */
 			fs->transid = newest + 1;
+			/* only the newest commit's log is intact: later ones reused
+			 * what older logs held */
+			err = arb_log_replay(fs, le64toh(slots[i].sb.log_bytenr),
+			                     le64toh(slots[i].sb.log_nonce), gen == newest);
+			if (err) {
+				arb_close(fs);
+				return err;
+			}
 			if (failed_gen) {
 				fs->fallback_from = failed_gen;
 				arb_msgf(fs, ARB_MSG_WARN,

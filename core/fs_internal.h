@@ -14,6 +14,7 @@
 #include "arbor/fs.h"
 #include "arbor_format.h"
 #include "cache.h"
+#include "log.h"
 #include "spacemap.h"
 
 #define ARB_MAX_LEVEL 8
@@ -80,6 +81,7 @@ struct arb_fs {
 	void *msg_ctx;
 
 	struct vfs_state *vfs; /* filesystem layer: open counts */
+	struct arb_log log;    /* the fsync log of the running transaction */
 	uint8_t *scratch;      /* 2 * nodesize, for repacking nodes */
 	struct ventry *vent;   /* entries of two nodes being repacked */
 };
@@ -103,6 +105,9 @@ static inline uint64_t arb_generation_running(const struct arb_fs *fs)
 {
 	return fs->transid;
 }
+
+/* fs.c: fill buf from the system's random source */
+void arb_random_bytes(void *buf, size_t len);
 
 /* msg.c */
 void arb_msgf(const struct arb_fs *fs, enum arb_msg_level level, const char *fmt, ...)

@@ -124,13 +124,20 @@ int vnode_get(struct arb_fs *fs, arb_ino_t ino, struct vnode *v)
 	return 0;
 }
 
-int vnode_put(struct vnode *v)
+/* Store the inode item without telling the fsync log (atime only). */
+static int vnode_store(struct vnode *v)
 {
 	struct arb_inode_item d;
 	struct arb_key k = {v->local, ARB_INODE_ITEM_KEY, 0};
 
 	vnode_to_disk(v, &d);
 	return arb_put(v->t, &k, &d, sizeof(d));
+}
+
+int vnode_put(struct vnode *v)
+{
+	arb_log_inode_changed(v->t->fs, v->ino);
+	return vnode_store(v);
 }
 
 void vnode_touch(struct vnode *v, bool mtime)
@@ -163,7 +170,7 @@ void vnode_accessed(struct vnode *v)
 	    v->atime.tv_sec + 24 * 3600 > now.tv_sec)
 		return;
 	v->atime = now;
-	vnode_put(v);
+	vnode_store(v);
 }
 
 bool vnode_is_dir(const struct vnode *v)
@@ -554,7 +561,14 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 	apply_times(&v, sa);
 	v.ctime = (sa->valid & ARB_SET_CTIME) ? sa->ctime : vfs_now(fs);
 	v.sequence++;
-	err = vnode_put(&v);
+	/* new timestamps alone (the writeback cache sends them before an
+	 * fsync) are something the fsync log carries */
+	if (sa->valid & (ARB_SET_SIZE | ARB_SET_MODE | ARB_SET_UID | ARB_SET_GID)) {
+		err = vnode_put(&v);
+	} else {
+		err = vnode_store(&v);
+		arb_log_inode_touched(fs, ino);
+	}
 	if (!err && st)
 		vnode_stat(&v, st);
 	return err;

@@ -64,9 +64,24 @@ int file_truncate(struct vnode *v, uint64_t size);
 /* Remove every extent of an inode (freeing it). */
 int file_drop_all(struct vnode *v);
 int file_write(struct vnode *v, uint64_t off, const void *buf, size_t len);
-/* *changed tells whether anything was modified before an error. */
-int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed);
+/* *changed tells whether anything was modified before an error; *was_inline
+ * (may be NULL) whether the file held inline data. */
+int file_write_ex(struct vnode *v, uint64_t off, const void *buf, size_t len, bool *changed,
+                  bool *was_inline);
 int file_read(struct vnode *v, uint64_t off, void *buf, size_t len, size_t *ret_read);
+/* The fsync log: describe [start, end) (sector multiples) as pieces, each
+ * an extent item clipped to the range or a hole (item NULL); -EAGAIN for
+ * inline data, which is not logged. */
+typedef int (*file_log_fn)(void *ctx, uint64_t off, uint64_t len, const void *item,
+                           uint32_t item_len);
+int file_log_range(struct vnode *v, uint64_t start, uint64_t end, file_log_fn fn, void *ctx);
+/* Replay: make [off, off+len) hold the logged piece (or a hole); the
+ * caller stores the inode item, which carries the logged size and nbytes. */
+int file_log_apply(struct vnode *v, uint64_t off, uint64_t len, const void *item,
+                   uint32_t item_len);
+/* Do the data sectors of a logged piece hold what its checksums say? */
+int file_log_verify(struct arb_fs *fs, uint64_t off, uint64_t len, const void *item,
+                    uint32_t item_len);
 
 /* Delete every item whose objectid is local (an inode being freed). */
 int vfs_delete_items(struct arb_tree *t, uint64_t local);

@@ -72,12 +72,29 @@ void afs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	struct afs *a = afs_req(req);
 	int ret;
 
+	(void)datasync;
+	(void)fi;
+	afs_lock(a);
+	if (a->read_only)
+		ret = 0;
+	else if (a->failed)
+		ret = -EROFS;
+	else
+		ret = afs_check(a, arb_vfs_fsync(a->fs, afs_ino(a, ino)));
+	ret = afs_unlock(a, ret);
+	reply_err(req, ret);
+}
+
+/* fsyncdir: directory changes are never in the log */
+void afs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct afs *a = afs_req(req);
+
 	(void)ino;
 	(void)datasync;
 	(void)fi;
 	afs_lock(a);
-	ret = afs_unlock(a, afs_commit_locked(a));
-	reply_err(req, ret);
+	reply_err(req, afs_unlock(a, afs_commit_locked(a)));
 }
 
 /* ---- data ------------------------------------------------------------------------ */

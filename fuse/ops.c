@@ -428,5 +428,5 @@ const struct fuse_lowlevel_ops afs_ops = {
         .readdir = afs_op_readdir,
         .readdirplus = afs_op_readdirplus,
         .releasedir = afs_op_releasedir,
-        .fsyncdir = afs_op_fsync,
+        .fsyncdir = afs_op_fsyncdir,
 };

@@ -106,7 +106,41 @@
  *   380     4  reserved, zero
  *   384  3680  freed[230]: {le64 bytenr, le64 nsectors} ranges this commit
  *              freed (their counts are zero from this commit on); see 4.
- *  4064    32  reserved, zero
+ *  4064     8  log_bytenr: head block of this commit's fsync log, 0: none
+ *              (ARB_FEATURE_INCOMPAT_FSYNC_LOG); counted used in the
+ *              space map of this commit
+ *  4072     8  log_nonce: random, carried by every block of that log
+ *  4080    16  reserved, zero
+ *
+ * ===================================================================== *
+ *  FSYNC LOG BLOCK  (4096 bytes, struct arb_log_header + records)
+ * ===================================================================== *
+ *
+ *  fsync() of a file whose only changes since the last commit are data
+ *  writes appends the file's new extent items and inode item to a chain
+ *  of log blocks and flushes once, instead of committing (which rewrites
+ *  every changed leaf and its path).  The superblock names the head; each
+ *  block names the next, allocated before the block is written.  At open,
+ *  the chain of the newest commit is read while blocks verify (checksum,
+ *  magic, fsid, nonce, generation, seq), and every complete fsync (up to a
+ *  block flagged ARB_LOG_END) whose data checksums verify is replayed.
+ *
+ *  struct arb_log_header (96 bytes):
+ *     0    32  csum: crc32c (first 4 bytes, rest zero) of bytes 32..4095
+ *    32     8  magic ARB_LOG_MAGIC
+ *    40    16  fsid
+ *    56     8  nonce: the superblock's log_nonce
+ *    64     8  generation: the commit this log extends
+ *    72     8  seq: 0 for the head, then 1, 2, ...
+ *    80     8  next: address of the following block
+ *    88     4  used: bytes of records after the header
+ *    92     4  flags: ARB_LOG_END on the last block of one fsync
+ *  records, each struct arb_log_rec (40 bytes) + len bytes of payload:
+ *    ARB_LOG_EXTENT  remove [offset, offset+num_bytes) of inode (tree, ino),
+ *                    then insert the payload as its EXTENT_DATA item at
+ *                    offset (a REG item's sectors gain one reference)
+ *    ARB_LOG_HOLE    remove [offset, offset+num_bytes) only
+ *    ARB_LOG_INODE   the payload is the inode item (last record of a file)
  *
  * ===================================================================== *
  *  TREE NODE  (nodesize bytes)
@@ -245,10 +279,11 @@
 #define ARB_CSUM_CRC32C 1u
 #define ARB_CSUM_SIZE 32u
 
-/* Feature bits: none defined yet in version 1. */
+/* Feature bits. */
+#define ARB_FEATURE_INCOMPAT_FSYNC_LOG 1ull /* superblock log_bytenr/log_nonce */
 #define ARB_FEATURE_COMPAT_SUPP 0ull
 #define ARB_FEATURE_RO_COMPAT_SUPP 0ull
-#define ARB_FEATURE_INCOMPAT_SUPP 0ull
+#define ARB_FEATURE_INCOMPAT_SUPP ARB_FEATURE_INCOMPAT_FSYNC_LOG
 
 /* Tree ids. */
 #define ARB_ROOT_TREE_ID 1ull
@@ -370,9 +405,44 @@ struct arb_super {
 	uint32_t freed_count; /* entries used in freed[] */
 	uint32_t reserved1;
 	struct arb_freed_extent freed[ARB_SUPER_FREED_MAX];
-	uint8_t reserved[32];
+	uint64_t log_bytenr;
+	uint64_t log_nonce;
+	uint8_t reserved[16];
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_super) == ARB_SUPER_SLOT_SIZE, "superblock slot is 4096 bytes");
+
+/* fsync log blocks (see FSYNC LOG BLOCK above) */
+#define ARB_LOG_MAGIC 0x474f4c524f425241ull /* "ARBORLOG" */
+#define ARB_LOG_BLOCK_SIZE 4096u
+#define ARB_LOG_END 1u
+
+struct arb_log_header {
+	uint8_t csum[ARB_CSUM_SIZE];
+	uint64_t magic;
+	uint8_t fsid[16];
+	uint64_t nonce;
+	uint64_t generation;
+	uint64_t seq;
+	uint64_t next;
+	uint32_t used;
+	uint32_t flags;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_log_header) == 96, "log block header is 96 bytes");
+
+#define ARB_LOG_EXTENT 1u
+#define ARB_LOG_HOLE 2u
+#define ARB_LOG_INODE 3u
+
+struct arb_log_rec {
+	uint8_t type;
+	uint8_t reserved[3];
+	uint32_t len; /* payload bytes after this header */
+	uint64_t tree;
+	uint64_t ino; /* local inode number in that tree */
+	uint64_t offset;
+	uint64_t num_bytes;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_log_rec) == 40, "log record header is 40 bytes");
 
 /* Space map chunk geometry: one chunk item is nodesize/8 bytes of 2-bit
  * counts, i.e. nodesize/2 sectors. */

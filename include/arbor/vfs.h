@@ -209,6 +209,11 @@ struct arb_statfs {
 };
 int arb_vfs_statfs(struct arb_fs *fs, struct arb_statfs *st);
 
+/* Make ino's data and attributes durable: nothing when it has not changed
+ * since the last commit, an append to the fsync log when its only changes
+ * are data writes, a commit otherwise. */
+int arb_vfs_fsync(struct arb_fs *fs, arb_ino_t ino);
+
 /* Subvolume of an inode (its tree id) and its local number. */
 uint64_t arb_ino_subvol(arb_ino_t ino);
 uint64_t arb_ino_local(arb_ino_t ino);
