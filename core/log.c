@@ -623,7 +623,9 @@ int arb_log_replay(struct arb_fs *fs, uint64_t head, uint64_t nonce, bool replay
 		err = apply_chain(&rp);
 		fs->read_only = ro;
 		if (!err)
-			arb_msgf(fs, ARB_MSG_INFO, "replayed %llu fsyncs from the log (%zu blocks)",
+			arb_msgf(fs, ARB_MSG_WARN,
+			         "the last writer stopped without a final commit: "
+			         "replayed %llu fsyncs from the fsync log (%zu blocks)",
 			         (unsigned long long)rp.fsyncs, rp.keep);
 	}
 	free(rp.buf);

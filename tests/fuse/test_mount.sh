@@ -453,6 +453,91 @@ test_kill9() {
 	t_engine_check "at the end"
 }
 
+# The fsync log: overwrites of a committed file, each fsync'ed, then kill -9
+# before any commit: the replay at the next mount brings back every byte.
+FSYNC_LOG_WRITER='
+import hashlib, os, random, sys
+path, log, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rnd = random.Random(seed)
+fd = os.open(path, os.O_RDWR)
+size = os.fstat(fd).st_size
+for i in range(200):
+    off = rnd.randrange(0, size + 65536)
+    os.pwrite(fd, rnd.randbytes(rnd.randint(1, 70000)), off)
+    if i % 7 == 6:
+        os.fsync(fd)
+os.fsync(fd)
+os.lseek(fd, 0, 0)
+h = hashlib.sha256()
+while True:
+    b = os.read(fd, 1 << 20)
+    if not b:
+        break
+    h.update(b)
+with open(log, "w") as lf:
+    lf.write(h.hexdigest() + "\n")
+    lf.flush()
+    os.fsync(lf.fileno())
+os.close(fd)
+'
+
+test_fsync_log() {
+	if ! have_python; then
+		t_skip "python3 not installed"
+		return 0
+	fi
+	t_mount "mount for the fsync log" -o commit=0 || return 1
+	head -c $((8 * MIB)) /dev/urandom >"$MNT/db"
+	t_ok "unmount commits the file" fuse_stop
+	t_mount "mount again without a commit timer" -o commit=0 || return 1
+	t_run python3 -c "$FSYNC_LOG_WRITER" "$MNT/db" "$T/db.sum" "$ARBOR_TEST_SEED"
+	t_equal "200 overwrites with fsyncs succeed" "$RC" 0
+	fuse_kill9
+	t_engine_check "after kill -9 with only the fsync log"
+	t_mount "remount replays the log" || return 1
+	t_grep "the daemon says it replayed the log" 'replayed [0-9]* fsyncs' "$DLOG"
+	t_equal "every fsync'ed byte is back" "$(sha256sum <"$MNT/db" | cut -d' ' -f1)" \
+		"$(cat "$T/db.sum")"
+	t_ok "unmount after the replay" fuse_stop
+	t_engine_check "after the replay"
+}
+
+# mount(8) finds arborfs through mount.fuse3 (type fuse.arborfs) in the
+# standard PATH it gives helpers, so this needs "make install" of this very
+# build (CI does it); umount(8) makes the daemon commit and exit.  The fstab
+# line is tried through mount --fstab FILE.
+STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+test_mount_t() {
+	local installed
+	installed=$(PATH=$STD_PATH command -v arborfs)
+	if [ ! -x /sbin/mount.fuse3 ] && [ ! -x /usr/sbin/mount.fuse3 ]; then
+		t_skip "mount -t fuse.arborfs: mount.fuse3 is missing (package fuse3)"
+		return 0
+	fi
+	if [ -z "$installed" ] || ! cmp -s "$installed" "$ARBORFS"; then
+		t_skip "mount -t fuse.arborfs: this build's arborfs is not installed (make install)"
+		return 0
+	fi
+	t_run mount -t fuse.arborfs "$IMG" "$MNT"
+	t_equal "mount -t fuse.arborfs IMAGE DIR" "$RC" 0
+	t_diag_file "$ERR"
+	t_equal "the mount is there" "$(mountpoint -q "$MNT" && echo mounted)" mounted
+	echo through-mount >"$MNT/mount-t"
+	t_ok "umount DIR" umount "$MNT"
+	# the daemon commits after the kernel lets go, then drops its lock
+	t_ok "the daemon lets go of the image" flock -w 60 "$IMG" true
+	t_arbor 0 "the write is in the image" -i "$IMG" cat /mount-t
+	t_grep "with its content" '^through-mount$'
+	echo "$IMG $MNT fuse.arborfs defaults 0 0" >"$T/fstab"
+	t_ok "mount DIR through an fstab line" mount --fstab "$T/fstab" "$MNT"
+	t_equal "the fstab mount is there" "$(mountpoint -q "$MNT" && echo mounted)" mounted
+	t_equal "and reads" "$(cat "$MNT/mount-t" 2>&1)" through-mount
+	t_ok "fusermount3 -u DIR" fusermount3 -u "$MNT"
+	t_ok "the daemon lets go of the image again" flock -w 60 "$IMG" true
+	t_engine_check "after mount -t and umount"
+}
+
 # Fill a small image: ENOSPC, and the space of a removed file is usable at
 # once (the daemon commits until the superblock ring lets it go).
 test_enospc() {
@@ -525,6 +610,8 @@ if test_mounted; then
 	test_sigterm
 	test_commit_timer
 	test_kill9
+	test_fsync_log
+	test_mount_t
 	test_enospc
 	test_failed
 fi
