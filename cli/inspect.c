@@ -187,6 +187,9 @@ static void print_slot_fields(const struct arb_super *sb)
 	printf("    %-14s %" PRIu64 "\n", "sectors_used", le64toh(sb->sectors_used));
 	printf("    %-14s %" PRIu64 "\n", "total_bytes", le64toh(sb->total_bytes));
 	printf("    %-14s %" PRIu32 "\n", "nodesize", le32toh(sb->nodesize));
+	if (sb->log_bytenr)
+		printf("    %-14s %" PRIu64 " (nonce %016" PRIx64 ")\n", "fsync_log",
+		       le64toh(sb->log_bytenr), le64toh(sb->log_nonce));
 	cli_print_uuid(sb->fsid, uuid);
 	printf("    %-14s %s\n", "fsid", uuid);
 	print_label(sb->label, sizeof(sb->label));
