@@ -811,6 +811,8 @@ static int user_mutable(struct arb_tree *t, uint32_t len, bool sys)
 		return err;
 	if (t->id < ARB_FIRST_USER_TREE && !sys)
 		return -EPERM;
+	if (le64toh(t->item.flags) & ARB_ROOT_RDONLY)
+		return -EROFS; /* a read-only subvolume */
 	if (len > arb_max_item_size(t->fs))
 		return -E2BIG;
 	return 0;

@@ -179,6 +179,15 @@ struct dirent_rec {
 	uint8_t type;
 };
 
+/* The inode an entry names: in the directory's tree, or the root
+ * directory of another subvolume. */
+static arb_ino_t dirent_target(const struct vnode *dir, const struct dirent_rec *ent)
+{
+	if (ent->type == ARB_DT_SUBVOL)
+		return arb_ino_make(ent->ino, ARB_FIRST_INO);
+	return arb_ino_make(arb_tree_id(dir->t), ent->ino);
+}
+
 static struct arb_key dir_item_key(const struct vnode *dir, const char *name, size_t nlen)
 {
 	return (struct arb_key){dir->local, ARB_DIR_ITEM_KEY,
@@ -292,9 +301,9 @@ static int reserve_names(struct arb_fs *fs, bool freeing)
 	return vfs_reserve(fs, 64ull * fs->node_sectors, freeing);
 }
 
-/* Load a directory that is to receive or lose a name. */
-static int dir_get(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
-                   struct vnode *v)
+/* Load a directory to look a name up in. */
+static int dir_get_ro(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                      struct vnode *v)
 {
 	int err = vnode_get(fs, dir, v);
 
@@ -303,6 +312,15 @@ static int dir_get(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *n
 	if (!vnode_is_dir(v))
 		return -ENOTDIR;
 	return vfs_check_name(name, nlen);
+}
+
+/* Load a directory that is to receive or lose a name. */
+static int dir_get(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                   struct vnode *v)
+{
+	int err = dir_get_ro(fs, dir, name, nlen, v);
+
+	return err ? err : vfs_tree_writable(v->t);
 }
 
 /* Load a directory that is to receive the new name `name`: -EEXIST when
@@ -319,6 +337,68 @@ static int dir_get_free_name(struct arb_fs *fs, arb_ino_t dir, const char *name,
 	return err == -ENOENT ? 0 : err ? err : -EEXIST;
 }
 
+/* ---- subvolume links (the root refs are subvol.c's) --------------------------- */
+
+int dir_for_new_name(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                     struct vnode *d)
+{
+	return dir_get_free_name(fs, dir, name, nlen, d);
+}
+
+int dir_find_subvol(struct arb_fs *fs, arb_ino_t dir, const char *name, struct vnode *d,
+                    size_t *nlen, uint64_t *ret_id, uint64_t *ret_index)
+{
+	struct dirent_rec ent;
+	int err = dir_get(fs, dir, name, nlen, d);
+
+	if (!err)
+		err = dirent_find(d, name, *nlen, &ent);
+	if (err)
+		return err;
+	if (ent.type != ARB_DT_SUBVOL)
+		return -ENOTTY; /* not a subvolume */
+	*ret_id = ent.ino;
+	*ret_index = ent.index;
+	return 0;
+}
+
+int dir_add_subvol(struct vnode *dir, const char *name, size_t nlen, uint64_t id,
+                   uint64_t *ret_index)
+{
+	uint8_t rec[sizeof(struct arb_dir_entry) + ARB_NAME_MAX];
+	uint64_t index = dir->next_index++;
+	struct arb_dir_entry de = {htole64(id), htole64(index), ARB_DT_SUBVOL,
+	                           htole16((uint16_t)nlen)};
+	struct arb_key k = dir_item_key(dir, name, nlen),
+	               ik = {dir->local, ARB_DIR_INDEX_KEY, index};
+	int err;
+
+	memcpy(rec, &de, sizeof(de));
+	memcpy(rec + sizeof(de), name, nlen);
+	err = hitem_add(dir->t, &k, rec, (uint32_t)(sizeof(de) + nlen));
+	if (!err)
+		err = arb_insert(dir->t, &ik, rec, (uint32_t)(sizeof(de) + nlen));
+	dir->size += nlen;
+	dir->nlink++; /* a subdirectory, for find(1) and friends */
+	vnode_touch(dir, true);
+	*ret_index = index;
+	return err;
+}
+
+int dir_remove_subvol(struct vnode *dir, const char *name, size_t nlen, uint64_t index)
+{
+	struct arb_key k = dir_item_key(dir, name, nlen),
+	               ik = {dir->local, ARB_DIR_INDEX_KEY, index};
+	int err = hitem_remove(dir->t, &k, REC_DIRENT, name, nlen, 0);
+
+	if (!err)
+		err = arb_delete(dir->t, &ik);
+	dir->size -= dir->size >= nlen ? nlen : dir->size;
+	dir->nlink -= dir->nlink > 2;
+	vnode_touch(dir, true);
+	return err;
+}
+
 /* ---- lookups ---------------------------------------------------------------- */
 
 int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct arb_stat *st)
@@ -326,12 +406,12 @@ int arb_vfs_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name, struct ar
 	struct vnode d;
 	struct dirent_rec ent = {0};
 	size_t nlen;
-	int err = dir_get(fs, dir, name, &nlen, &d);
+	int err = dir_get_ro(fs, dir, name, &nlen, &d);
 
 	if (!err)
 		err = dirent_find(&d, name, nlen, &ent);
 	if (!err)
-		err = arb_vfs_getattr(fs, arb_ino_make(arb_tree_id(d.t), ent.ino), st);
+		err = arb_vfs_getattr(fs, dirent_target(&d, &ent), st);
 	return err;
 }
 
@@ -363,8 +443,11 @@ int arb_vfs_readdir(struct arb_fs *fs, arb_ino_t dir, uint64_t pos, arb_dirent_f
 			ret = -EUCLEAN;
 			break;
 		}
+		struct dirent_rec ent = {le64toh(de.ino), k.offset, de.type};
+
 		if (fn(ctx, (const char *)data + sizeof(de), le16toh(de.name_len),
-		       arb_ino_make(arb_tree_id(d.t), le64toh(de.ino)), de.type, k.offset))
+		       dirent_target(&d, &ent),
+		       de.type == ARB_DT_SUBVOL ? dtype_of(S_IFDIR) : de.type, k.offset))
 			break;
 	}
 	arb_iter_close(it);
@@ -520,8 +603,10 @@ static int remove_name(struct arb_fs *fs, arb_ino_t dir, const char *name, bool 
 		err = dir_get(fs, dir, name, &nlen, &d);
 	if (!err)
 		err = dirent_find(&d, name, nlen, &ent);
+	if (!err && ent.type == ARB_DT_SUBVOL)
+		err = want_dir ? -EPERM : -EISDIR; /* arb_vfs_subvol_delete removes it */
 	if (!err)
-		err = vnode_get(fs, arb_ino_make(arb_tree_id(d.t), ent.ino), &c);
+		err = vnode_get(fs, dirent_target(&d, &ent), &c);
 	if (err)
 		return err;
 	if (want_dir && !vnode_is_dir(&c))
@@ -653,7 +738,7 @@ static int rename_side_get(struct arb_fs *fs, arb_ino_t dir, const char *name,
 	if (err == -ENOENT)
 		return 0;
 	if (!err)
-		err = vnode_get(fs, arb_ino_make(arb_tree_id(s->dir.t), s->ent.ino), &s->node);
+		err = vnode_get(fs, dirent_target(&s->dir, &s->ent), &s->node);
 	return err;
 }
 
@@ -756,8 +841,13 @@ int arb_vfs_parent(struct arb_fs *fs, arb_ino_t dir, arb_ino_t *ret_parent)
 	if (!vnode_is_dir(&d))
 		return -ENOTDIR;
 	if (d.local == ARB_FIRST_INO) {
-		*ret_parent = dir; /* the root is its own parent */
-		return 0;
+		uint64_t pid, dirid;
+
+		/* a linked subvolume's parent is the directory holding the
+		 * link; the top level is its own parent */
+		err = subvol_backref(fs, arb_tree_id(d.t), &pid, &dirid, NULL, NULL);
+		*ret_parent = err ? dir : arb_ino_make(pid, dirid);
+		return err == -ENOENT ? 0 : err;
 	}
 	err = dir_parent(d.t, d.local, &parent);
 	if (!err)
@@ -781,6 +871,14 @@ int arb_vfs_rename(struct arb_fs *fs, arb_ino_t olddir, const char *oldname, arb
 	err = rename_side_get(fs, olddir, oldname, &a);
 	if (!err)
 		err = rename_side_get(fs, newdir, newname, &b);
+	if (!err && ((a.exists && a.ent.type == ARB_DT_SUBVOL) ||
+	             (b.exists && b.ent.type == ARB_DT_SUBVOL))) {
+		/* a subvolume link moves to a free name only */
+		if (b.exists || (flags & ARB_RENAME_EXCHANGE))
+			return -EPERM;
+		err = reserve_names(fs, false);
+		return err ? err : subvol_move(fs, &a.dir, a.name, a.nlen, &b.dir, b.name, b.nlen);
+	}
 	if (!err)
 		err = rename_check(&a, &b, flags);
 	if (err)

@@ -685,6 +685,8 @@ int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *bu
 	*ret_written = 0;
 	if (!err)
 		err = regular_file(fs, ino, &v);
+	if (!err)
+		err = vfs_tree_writable(v.t);
 	if (!err && (off + len < off || off + len > ARB_MAX_FILE_SIZE))
 		err = -EFBIG;
 	if (!err)
@@ -835,6 +837,8 @@ int arb_vfs_fallocate(struct arb_fs *fs, arb_ino_t ino, int mode, uint64_t off, 
 	if (end < off || end > ARB_MAX_FILE_SIZE)
 		return -EFBIG;
 	err = regular_file(fs, ino, &v);
+	if (!err)
+		err = vfs_tree_writable(v.t);
 	/* punching frees: it may use the deeper tier of the reserve */
 	if (!err)
 		err = reserve_data(fs, mode & ARB_FALLOC_PUNCH_HOLE ? 0 : len,
@@ -987,6 +991,8 @@ int arb_vfs_copy_range(struct arb_fs *fs, arb_ino_t src_ino, uint64_t soff, arb_
 		err = regular_file(fs, src_ino, &src);
 	if (!err)
 		err = regular_file(fs, dst_ino, &dst);
+	if (!err)
+		err = vfs_tree_writable(dst.t);
 	if (err)
 		return err;
 	if (soff >= src.size || !len)

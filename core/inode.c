@@ -28,6 +28,11 @@ arb_ino_t arb_ino_make(uint64_t subvol_id, uint64_t local)
 	return ((subvol_id - ARB_FIRST_USER_TREE + 1) << ARB_SUBVOL_SHIFT) | local;
 }
 
+int vfs_tree_writable(const struct arb_tree *t)
+{
+	return le64toh(t->item.flags) & ARB_ROOT_RDONLY ? -EROFS : 0;
+}
+
 int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret)
 {
 	uint64_t id = arb_ino_subvol(ino);
@@ -164,7 +169,8 @@ void vnode_accessed(struct vnode *v)
 	struct arb_fs *fs = v->t->fs;
 	struct timespec now = vfs_now(fs);
 
-	if (arb_check_mutable(fs) || arb_sm_free_sectors(&fs->sm) < 2 * fs->sm.reserve_sectors)
+	if (arb_check_mutable(fs) || vfs_tree_writable(v->t) ||
+	    arb_sm_free_sectors(&fs->sm) < 2 * fs->sm.reserve_sectors)
 		return;
 	if (!ts_before(&v->atime, &v->mtime) && !ts_before(&v->atime, &v->ctime) &&
 	    v->atime.tv_sec + 24 * 3600 > now.tv_sec)
@@ -430,8 +436,13 @@ static int cleanup_tree(struct arb_fs *fs, struct arb_tree *t, uint64_t *freed)
 	uint64_t *inos = NULL;
 	size_t n = 0, cap = 0;
 	struct arb_iter *it;
-	int ret = arb_iter_open(t, &start, ARB_ITER_FORWARD, &it);
+	int ret;
 
+	/* a read-only snapshot keeps the orphans it was taken with until it
+	 * is deleted */
+	if (vfs_tree_writable(t))
+		return 0;
+	ret = arb_iter_open(t, &start, ARB_ITER_FORWARD, &it);
 	if (ret)
 		return ret;
 	while ((ret = arb_iter_next(it, &k, NULL, NULL)) == 1 && k.objectid == ARB_ORPHAN_OBJ) {
@@ -536,6 +547,8 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 
 	if (!err)
 		err = vnode_get(fs, ino, &v);
+	if (!err)
+		err = vfs_tree_writable(v.t);
 	if (err)
 		return err;
 	if ((sa->valid & ARB_SET_SIZE) && !S_ISREG(v.mode))

@@ -37,6 +37,8 @@ void vnode_accessed(struct vnode *v);
 void vnode_stat(const struct vnode *v, struct arb_stat *st);
 struct timespec vfs_now(const struct arb_fs *fs);
 int vfs_subvol_tree(struct arb_fs *fs, arb_ino_t ino, struct arb_tree **ret);
+/* -EROFS for a read-only subvolume (a snapshot made with -r). */
+int vfs_tree_writable(const struct arb_tree *t);
 bool vnode_is_dir(const struct vnode *v);
 /* Room for an operation of `sectors` before it changes anything, keeping
  * the reserve (half of it for operations that free space); commits (at
@@ -82,6 +84,23 @@ int file_log_apply(struct vnode *v, uint64_t off, uint64_t len, const void *item
 /* Do the data sectors of a logged piece hold what its checksums say? */
 int file_log_verify(struct arb_fs *fs, uint64_t off, uint64_t len, const void *item,
                     uint32_t item_len);
+
+/* Subvolume links (dir.c).  A directory to receive name: -EEXIST if taken;
+ * read-only subvolumes refuse. */
+int dir_for_new_name(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                     struct vnode *d);
+/* The subvolume linked as dir/name (-ENOTTY: not a subvolume link). */
+int dir_find_subvol(struct arb_fs *fs, arb_ino_t dir, const char *name, struct vnode *d,
+                    size_t *nlen, uint64_t *ret_id, uint64_t *ret_index);
+int dir_add_subvol(struct vnode *dir, const char *name, size_t nlen, uint64_t id,
+                   uint64_t *ret_index);
+int dir_remove_subvol(struct vnode *dir, const char *name, size_t nlen, uint64_t index);
+/* subvol.c: where subvolume id is linked (-ENOENT: nowhere) */
+int subvol_backref(struct arb_fs *fs, uint64_t id, uint64_t *ret_parent, uint64_t *ret_dirid,
+                   char *name, size_t *ret_nlen);
+/* Rename the link of a subvolume (within one parent subvolume). */
+int subvol_move(struct arb_fs *fs, struct vnode *from, const char *name, size_t nlen,
+                struct vnode *to, const char *newname, size_t newlen);
 
 /* Delete every item whose objectid is local (an inode being freed). */
 int vfs_delete_items(struct arb_tree *t, uint64_t local);

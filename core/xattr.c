@@ -78,7 +78,9 @@ static int xattr_change_target(struct arb_fs *fs, arb_ino_t ino, const char *nam
 {
 	int err = arb_check_mutable(fs);
 
-	return err ? err : xattr_target(fs, ino, name, v, nlen);
+	if (!err)
+		err = xattr_target(fs, ino, name, v, nlen);
+	return err ? err : vfs_tree_writable(v->t);
 }
 
 int arb_vfs_getxattr(struct arb_fs *fs, arb_ino_t ino, const char *name, void *buf, size_t size,

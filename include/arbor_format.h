@@ -236,6 +236,15 @@
  *                                        INLINE the bytes, for REG one le32
  *                                        crc32c per sector (PREALLOC: none)
  *
+ *  In the root tree, for subvolumes (tree ids):
+ *  (DEFAULT_SUBVOL_OBJ, DEFAULT_SUBVOL, 0) le64 id mounted by default
+ *  (parent, ROOT_REF, child)             struct arb_root_ref + name: child is
+ *                                        linked in parent, directory dirid,
+ *                                        by a DIR_ITEM/DIR_INDEX whose type
+ *                                        is ARB_DT_SUBVOL and ino the child id
+ *  (child, ROOT_BACKREF, parent)         the same record, found from the child
+ *  A subvolume whose root item has ARB_ROOT_RDONLY refuses every change.
+ *
  *  Data extents: a REG or PREALLOC item references exactly the sectors
  *  [disk_bytenr, disk_bytenr + num_bytes) and holds one count on each (so
  *  overwriting the middle of an extent frees the middle at once: no
@@ -474,6 +483,8 @@ static inline uint32_t arb_sm_chunk_sectors(uint32_t nodesize)
 #define ARB_EXTENT_DATA_KEY 108u
 #define ARB_SUBVOL_INFO_KEY 120u
 #define ARB_DEFAULT_SUBVOL_KEY 121u
+#define ARB_ROOT_REF_KEY 122u
+#define ARB_ROOT_BACKREF_KEY 123u
 
 /* objectids below ARB_FIRST_INO in a subvolume tree */
 #define ARB_SUBVOL_INFO_OBJ 1ull
@@ -515,12 +526,26 @@ struct arb_inode_ref {
 _Static_assert(sizeof(struct arb_inode_ref) == 18, "inode ref is 18 bytes");
 
 struct arb_dir_entry {
-	uint64_t ino; /* local number */
+	uint64_t ino; /* local number; ARB_DT_SUBVOL: the subvolume's tree id */
 	uint64_t index;
-	uint8_t type; /* DT_* of the target */
+	uint8_t type; /* DT_* of the target, or ARB_DT_SUBVOL */
 	uint16_t name_len;
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_dir_entry) == 19, "dir entry is 19 bytes");
+
+/* A directory entry naming another subvolume (its root directory): no
+ * INODE_REF in this tree; the ROOT_REF / ROOT_BACKREF pair in the root
+ * tree records the link instead. */
+#define ARB_DT_SUBVOL 0x40u
+
+/* (parent subvolume, ROOT_REF, child subvolume) and (child, ROOT_BACKREF,
+ * parent) in the root tree: where a subvolume is linked, header + name. */
+struct arb_root_ref {
+	uint64_t dirid; /* local number of the directory holding the link */
+	uint64_t index; /* its DIR_INDEX */
+	uint16_t name_len;
+} ARB_PACKED;
+_Static_assert(sizeof(struct arb_root_ref) == 18, "root ref is 18 bytes");
 
 struct arb_xattr {
 	uint16_t name_len;

@@ -21,11 +21,13 @@
 #ifndef ARBOR_VFS_H
 #define ARBOR_VFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "arbor/fs.h"
+#include "arbor_format.h"
 
 typedef uint64_t arb_ino_t;
 
@@ -54,10 +56,52 @@ struct arb_cred {
 int arb_vfs_init(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred);
 
 /* A new, empty subvolume: a tree of its own with a root directory (mode
- * S_IFDIR | perm).  It is reached through arb_vfs_root(fs, id); names for
- * subvolumes in the directory tree come with snapshots. */
+ * S_IFDIR | perm), not linked anywhere: reached through arb_vfs_root(fs,
+ * id).  arb_vfs_subvol_make below also names it in a directory. */
 int arb_vfs_subvol_create(struct arb_fs *fs, uint32_t perm, const struct arb_cred *cred,
                           uint64_t *ret_id);
+
+/* ---- subvolumes and snapshots (subvol.c) ---------------------------------- */
+
+/* A subvolume appears as a directory: dir/name is the root directory of
+ * another tree.  rmdir and unlink of it fail (-EPERM, -EISDIR); rename
+ * moves it to a free name in the same subvolume only (-EPERM otherwise). */
+int arb_vfs_subvol_make(struct arb_fs *fs, arb_ino_t dir, const char *name, uint32_t perm,
+                        const struct arb_cred *cred, struct arb_stat *st);
+
+/* Snapshot subvolume src_id as dir/name in O(1): it shares every block
+ * with the source until either changes.  Subvolumes linked inside the
+ * source are not part of it.  ARB_SNAPSHOT_RDONLY: every change to the
+ * snapshot fails with -EROFS. */
+#define ARB_SNAPSHOT_RDONLY 1u
+int arb_vfs_snapshot(struct arb_fs *fs, uint64_t src_id, arb_ino_t dir, const char *name,
+                     unsigned flags, struct arb_stat *st);
+
+/* Unlink and drop the subvolume linked as dir/name: -ENOTTY if that is not
+ * a subvolume, -ENOTEMPTY if subvolumes are linked inside it, -EBUSY for
+ * the default subvolume.  Its inodes are gone (-ENOENT) at once. */
+int arb_vfs_subvol_delete(struct arb_fs *fs, arb_ino_t dir, const char *name);
+
+struct arb_subvol {
+	uint64_t id;
+	uint64_t parent_id; /* subvolume holding its link; 0: not linked (top level) */
+	uint64_t dirid;     /* local number of the directory holding the link */
+	char name[ARB_NAME_MAX + 1];
+	bool readonly;
+	bool is_default;
+	uint8_t uuid[16];
+	uint8_t parent_uuid[16]; /* a snapshot: its source's uuid; zero otherwise */
+	uint64_t source_id;      /* a snapshot: its source's id; 0 otherwise */
+	uint64_t create_gen;
+	struct timespec ctime;
+	uint64_t generation; /* of the commit that last changed it */
+};
+int arb_vfs_subvol_get(struct arb_fs *fs, uint64_t id, struct arb_subvol *sv);
+/* fn for every subvolume by id; a non-zero return stops (negative: error) */
+typedef int (*arb_subvol_fn)(void *ctx, const struct arb_subvol *sv);
+int arb_vfs_subvol_list(struct arb_fs *fs, arb_subvol_fn fn, void *ctx);
+int arb_vfs_subvol_default(struct arb_fs *fs, uint64_t *ret_id);
+int arb_vfs_subvol_set_default(struct arb_fs *fs, uint64_t id);
 
 /* Root directory of a subvolume (0: the default one). */
 int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino);
