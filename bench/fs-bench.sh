@@ -14,7 +14,7 @@
 #   seq write   G GiB, 1 MiB writes, final fsync (fio)            MiB/s
 #   cold read   the same file after unmount + remount + drop_caches MiB/s
 #   rand write  4 KiB overwrites of a 256 MiB file, fsync every 32  IOPS
-#   create      20k x 4 KiB files in 100 dirs, then syncfs          files/s
+#   create      10^5 x 4 KiB files in 100 dirs, then syncfs        files/s
 #   walk        cold readdir + lstat of them (after remount)        files/s
 #   delete      unlink them all, then syncfs                        files/s
 #   untar       tar -x of a tarball of /usr/include + sync -f       files/s
@@ -79,7 +79,7 @@ if [ "$quick" = 1 ]; then
 else
 	seq_mib=$((size_gib * 1024))
 	rand_mib=256
-	nfiles=20000
+	nfiles=100000
 	ndirs=100
 	img_gib=$((size_gib * 2 + 6))
 fi
