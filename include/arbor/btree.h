@@ -89,4 +89,17 @@ const void *arb_node_view_data(const struct arb_node_view *v, int i, uint32_t *r
 typedef int (*arb_walk_fn)(void *ctx, const struct arb_node_view *node);
 int arb_tree_walk(struct arb_tree *tree, arb_walk_fn fn, void *ctx);
 
+/* ---- differences (treediff.c) ------------------------------------------ */
+
+/* An item that differs: only in the first tree (b NULL), only in the
+ * second (a NULL), or in both with other data.  Data valid during the
+ * call; a non-zero return stops (negative: an error). */
+typedef int (*arb_diff_fn)(void *ctx, const struct arb_key *key, const void *a, uint32_t alen,
+                           const void *b, uint32_t blen);
+/* Every item that differs between trees a and b, in key order, reading
+ * only subtrees that are not shared (the cost follows the size of the
+ * difference).  *ret_nodes_read (may be NULL): nodes read. */
+int arb_tree_diff(struct arb_tree *a, struct arb_tree *b, arb_diff_fn fn, void *ctx,
+                  uint64_t *ret_nodes_read);
+
 #endif

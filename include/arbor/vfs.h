@@ -103,6 +103,17 @@ int arb_vfs_subvol_list(struct arb_fs *fs, arb_subvol_fn fn, void *ctx);
 int arb_vfs_subvol_default(struct arb_fs *fs, uint64_t *ret_id);
 int arb_vfs_subvol_set_default(struct arb_fs *fs, uint64_t id);
 
+/* What changed from subvolume a to subvolume b (say a snapshot and its
+ * source), one call per path, sorted by path: 'A' the name exists only in
+ * b, 'D' only in a, 'C' in both and what it names changed (content,
+ * attributes, a directory's entries, or another inode under that name).
+ * Reads only the parts of the two trees that are not shared: the cost
+ * follows the size of the change.  Subvolumes linked inside are not
+ * followed.  *ret_nodes_read (may be NULL): tree nodes read. */
+typedef int (*arb_vfs_diff_fn)(void *ctx, char kind, const char *path);
+int arb_vfs_diff(struct arb_fs *fs, uint64_t a_id, uint64_t b_id, arb_vfs_diff_fn fn, void *ctx,
+                 uint64_t *ret_nodes_read);
+
 /* Root directory of a subvolume (0: the default one). */
 int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino);
 
