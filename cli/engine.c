@@ -551,6 +551,7 @@ static void print_report(const struct arb_check_report *r)
 	printf("leaked          %" PRIu64 "\n", r->leaked);
 	printf("missing         %" PRIu64 "\n", r->missing);
 	printf("used mismatch   %" PRIu64 "\n", r->used_mismatch);
+	printf("tree totals     %" PRIu64 "\n", r->tree_totals);
 }
 
 static int check_fs(struct cli_fs *cfs, void *arg)

@@ -323,15 +323,50 @@ static int alloc_block(struct arb_tree *t, struct arb_node **ret)
 	return 0;
 }
 
+/* A new node of the tree (not a shadow of an old one: those replace it). */
 static int alloc_node(struct arb_tree *t, uint8_t level, struct arb_node **ret)
 {
 	struct arb_fs *fs = t->fs;
 	int err = alloc_block(t, ret);
 
-	if (!err)
+	if (!err) {
 		node_init((*ret)->buf, fs->nodesize, fs->fsid, (*ret)->bytenr, fs->transid, t->id,
 		          level);
+		t->ref_nodes++;
+		t->item_dirty = true;
+	}
 	return err;
+}
+
+/* Data sectors an item names (filesystem extents; 0 for anything else). */
+static uint64_t item_data_sectors(const struct arb_tree *t, const struct arb_key *k,
+                                  const void *data, uint32_t len)
+{
+	uint64_t bytenr, nsectors;
+
+	if (!t->shareable || !arb_item_extent(k, data, len, &bytenr, &nsectors))
+		return 0;
+	return nsectors;
+}
+
+static void account_item(struct arb_tree *t, const struct arb_key *k, const void *data,
+                         uint32_t len, int sign)
+{
+	uint64_t n = item_data_sectors(t, k, data, len);
+
+	if (n) {
+		t->ref_data += sign > 0 ? n : -n;
+		t->item_dirty = true;
+	}
+}
+
+/* The item at slot of a leaf, for account_item. */
+static void account_slot(struct arb_tree *t, const uint8_t *leaf, uint32_t slot, int sign)
+{
+	struct arb_key k;
+
+	arb_key_from_disk(&leaf_citem(leaf, slot)->key, &k);
+	account_item(t, &k, leaf + NODE_HDR + item_off(leaf, slot), item_size(leaf, slot), sign);
 }
 
 static void set_parent_ptr(struct arb_tree *t, struct arb_node *parent, uint32_t pslot,
@@ -749,6 +784,7 @@ static int rebalance_level(struct arb_tree *t, struct path *p, int level)
 	}
 	append_all(fs, left, right);
 	kptr_delete_at(parent->buf, li + 1);
+	t->ref_nodes--;
 	/* the path continues through left; right goes away */
 	p->nodes[level] = left;
 	p->slots[level + 1] = li;
@@ -768,6 +804,7 @@ static int collapse_root(struct arb_tree *t, struct path *p)
 
 		p->nodes[p->height - 1] = NULL;
 		p->height--;
+		t->ref_nodes--;
 		set_parent_ptr(t, NULL, 0, child);
 		int err = release_node(fs, root);
 
@@ -883,6 +920,8 @@ static int insert_locked(struct arb_tree *t, const struct arb_key *key, const vo
 		} else {
 			ret = split_leaf_insert(t, &p, &dk, data, len);
 		}
+		if (!ret)
+			account_item(t, key, data, len, +1);
 	}
 	path_release(fs, &p);
 	return ret;
@@ -894,6 +933,7 @@ static int delete_locked(struct arb_tree *t, const struct arb_key *key)
 	int ret = prepare_edit(t, key, &p, true);
 
 	if (ret == 1) {
+		account_slot(t, p.nodes[0]->buf, p.slots[0], -1);
 		leaf_delete_at(p.nodes[0]->buf, p.slots[0]);
 		if (p.slots[0] == 0)
 			fix_first_key(&p, 0);
@@ -915,6 +955,8 @@ static int update_in_leaf(struct arb_tree *t, const struct arb_key *key, const v
 		uint8_t *buf = p.nodes[0]->buf;
 		uint32_t slot = p.slots[0];
 
+		account_slot(t, buf, slot, -1);
+		account_item(t, key, data, len, +1);
 		if (item_size(buf, slot) == len) {
 			memcpy(buf + NODE_HDR + item_off(buf, slot), data, len);
 		} else {

@@ -17,11 +17,59 @@
 #include "fs_internal.h"
 #include "node.h"
 
+/* What a subtree holds: nodes, and data sectors its items name. */
+struct subtotal {
+	uint64_t nodes, data;
+};
+
+struct memo_slot {
+	uint64_t bytenr; /* 0: empty */
+	struct subtotal sum;
+};
+
 struct checker {
 	struct arb_fs *fs;
 	struct arb_check_report *r;
-	uint32_t **expect; /* per space-map chunk, lazily allocated */
+	uint32_t **expect;      /* per space-map chunk, lazily allocated */
+	struct memo_slot *memo; /* subtotals of nodes seen, for shared subtrees */
+	size_t memo_cap, memo_used;
 };
+
+static struct memo_slot *memo_slot(struct memo_slot *v, size_t cap, uint64_t bytenr)
+{
+	size_t i = (size_t)(bytenr * 0x9e3779b97f4a7c15ull >> 24) & (cap - 1);
+
+	while (v[i].bytenr && v[i].bytenr != bytenr)
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+static int memo_put(struct checker *c, uint64_t bytenr, struct subtotal sum)
+{
+	if ((c->memo_used + 1) * 2 > c->memo_cap) {
+		size_t cap = c->memo_cap ? 2 * c->memo_cap : 1024;
+		struct memo_slot *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->memo_cap; i++)
+			if (c->memo[i].bytenr)
+				*memo_slot(v, cap, c->memo[i].bytenr) = c->memo[i];
+		free(c->memo);
+		c->memo = v;
+		c->memo_cap = cap;
+	}
+	*memo_slot(c->memo, c->memo_cap, bytenr) = (struct memo_slot){bytenr, sum};
+	c->memo_used++;
+	return 0;
+}
+
+static struct subtotal memo_get(const struct checker *c, uint64_t bytenr)
+{
+	struct memo_slot *s = c->memo_cap ? memo_slot(c->memo, c->memo_cap, bytenr) : NULL;
+
+	return s && s->bytenr ? s->sum : (struct subtotal){0, 0};
+}
 
 static uint32_t *expect_slot(struct checker *c, uint64_t sector)
 {
@@ -89,33 +137,43 @@ static int check_child_keys(struct checker *c, const uint8_t *parent, uint32_t i
 }
 
 /* Data extents referenced by the items of a leaf of a filesystem tree. */
-static int count_leaf_extents(struct checker *c, const uint8_t *leaf)
+static int count_leaf_extents(struct checker *c, const uint8_t *leaf, struct subtotal *sum)
 {
 	for (uint32_t i = 0; i < node_nritems(leaf); i++) {
 		struct arb_key k;
 		uint64_t bytenr, nsectors;
 
 		arb_key_from_disk(&leaf_citem(leaf, i)->key, &k);
-		if (arb_item_extent(&k, leaf + NODE_HDR + item_off(leaf, i), item_size(leaf, i),
-		                    &bytenr, &nsectors) &&
-		    add_ref(c, bytenr, nsectors) == -ENOMEM)
+		if (!arb_item_extent(&k, leaf + NODE_HDR + item_off(leaf, i), item_size(leaf, i),
+		                     &bytenr, &nsectors))
+			continue;
+		sum->data += nsectors;
+		if (add_ref(c, bytenr, nsectors) == -ENOMEM)
 			return -ENOMEM;
 	}
 	return 0;
 }
 
+/* Count the references of a subtree and add what it holds to *sum. */
 static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
-                 uint32_t pslot, bool user)
+                 uint32_t pslot, bool user, struct subtotal *sum)
 {
 	struct arb_fs *fs = c->fs;
+	struct subtotal mine = {1, 0};
 	struct arb_node *n;
 	int64_t before = add_ref(c, ptr->bytenr, fs->node_sectors);
 	int err;
 
 	if (before < 0)
 		return before == -ENOMEM ? -ENOMEM : 0;
-	if (before > 0)
-		return 0; /* shared: its subtree was counted on the first visit */
+	if (before > 0) {
+		/* shared: its subtree was counted on the first visit */
+		struct subtotal s = memo_get(c, ptr->bytenr);
+
+		sum->nodes += s.nodes;
+		sum->data += s.data;
+		return 0;
+	}
 	err = arb_read_node(fs, ptr, is_root, &n);
 	if (err) {
 		c->r->bad_nodes++;
@@ -125,16 +183,34 @@ static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, con
 	if (parent && check_child_keys(c, parent, pslot, n->buf))
 		c->r->bad_nodes++;
 	if (user && node_level(n->buf) == 0)
-		err = count_leaf_extents(c, n->buf);
+		err = count_leaf_extents(c, n->buf, &mine);
 	for (uint32_t i = 0; node_level(n->buf) > 0 && i < node_nritems(n->buf) && !err; i++) {
 		const struct arb_key_ptr *kp = node_ckptr(n->buf, i);
 		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
 		                     le64toh(kp->csum), (uint8_t)(node_level(n->buf) - 1)};
 
-		err = visit(c, &cp, false, n->buf, i, user);
+		err = visit(c, &cp, false, n->buf, i, user, &mine);
 	}
 	arb_cache_unpin(&fs->cache, n);
+	if (!err && user)
+		err = memo_put(c, ptr->bytenr, mine);
+	sum->nodes += mine.nodes;
+	sum->data += mine.data;
 	return err;
+}
+
+/* The counts a tree keeps of what it references must be what it holds. */
+static void check_tree_totals(struct checker *c, const struct arb_tree *t,
+                              const struct subtotal *sum)
+{
+	if (sum->nodes == t->ref_nodes && sum->data == t->ref_data)
+		return;
+	arb_msgf(c->fs, ARB_MSG_ERR,
+	         "tree %llu: holds %llu nodes and %llu data sectors, counts %llu and %llu",
+	         (unsigned long long)t->id, (unsigned long long)sum->nodes,
+	         (unsigned long long)sum->data, (unsigned long long)t->ref_nodes,
+	         (unsigned long long)t->ref_data);
+	c->r->tree_totals++;
 }
 
 static int visit_user_trees(struct checker *c)
@@ -176,8 +252,12 @@ static int visit_user_trees(struct checker *c)
 			c->r->bad_nodes++;
 			continue;
 		}
+		struct subtotal sum = {0, 0};
+
 		c->r->trees++;
-		ret = visit(c, &t->root, true, NULL, 0, true);
+		ret = visit(c, &t->root, true, NULL, 0, true, &sum);
+		if (!ret)
+			check_tree_totals(c, t, &sum);
 	}
 	free(ids);
 	return ret == -ENOMEM ? ret : 0;
@@ -244,10 +324,12 @@ int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 	c.expect = calloc(fs->sm.nchunks, sizeof(*c.expect));
 	if (!c.expect)
 		return -ENOMEM;
+	struct subtotal ignored = {0, 0};
+
 	report->trees = 2;
-	err = visit(&c, &fs->root_tree.root, true, NULL, 0, false);
+	err = visit(&c, &fs->root_tree.root, true, NULL, 0, false, &ignored);
 	if (!err)
-		err = visit(&c, &fs->space_tree.root, true, NULL, 0, false);
+		err = visit(&c, &fs->space_tree.root, true, NULL, 0, false, &ignored);
 	if (!err)
 		err = visit_user_trees(&c);
 	if (!err)
@@ -257,10 +339,11 @@ int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 	for (uint64_t i = 0; i < fs->sm.nchunks; i++)
 		free(c.expect[i]);
 	free(c.expect);
+	free(c.memo);
 	if (err)
 		return err;
 	if (report->bad_nodes || report->count_mismatch || report->leaked || report->missing ||
-	    report->used_mismatch)
+	    report->used_mismatch || report->tree_totals)
 		return -EUCLEAN;
 	return 0;
 }

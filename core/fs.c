@@ -137,6 +137,8 @@ static int put_root_item(struct arb_fs *fs, struct arb_tree *t)
 
 	arb_ptr_to_disk(&t->root, &t->item.root);
 	t->item.last_snapshot = htole64(t->last_snapshot);
+	t->item.ref_nodes = htole64(t->ref_nodes);
+	t->item.ref_data_sectors = htole64(t->ref_data);
 	return arb_sys_put(&fs->root_tree, &key, &t->item, sizeof(t->item));
 }
 
@@ -963,6 +965,8 @@ static int load_tree(struct arb_fs *fs, uint64_t id, struct arb_tree **ret)
 	t->shareable = true;
 	arb_ptr_from_disk(&t->item.root, &t->root);
 	t->last_snapshot = le64toh(t->item.last_snapshot);
+	t->ref_nodes = le64toh(t->item.ref_nodes);
+	t->ref_data = le64toh(t->item.ref_data_sectors);
 	t->next = fs->user_trees;
 	fs->user_trees = t;
 	*ret = t;
@@ -1046,6 +1050,8 @@ int arb_tree_clone(struct arb_fs *fs, uint64_t src_id, uint64_t *ret_id)
 		return err;
 	/* Rodeh: the clone shares the root node, which gains one reference */
 	t->root = src->root;
+	t->ref_nodes = src->ref_nodes;
+	t->ref_data = src->ref_data;
 	t->last_snapshot = src->last_snapshot = fs->transid;
 	src->item_dirty = true;
 	memcpy(t->item.parent_uuid, src->item.uuid, 16);

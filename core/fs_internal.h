@@ -35,6 +35,8 @@ struct arb_tree {
 	struct arb_root_item item; /* on-disk copy, refreshed at commit */
 	bool shareable;            /* user trees: nodes are reference counted */
 	bool item_dirty;           /* root item must be rewritten at commit */
+	uint64_t ref_nodes;        /* nodes reachable from the root */
+	uint64_t ref_data;         /* data sectors its items name */
 	uint64_t modseq;           /* bumped by every mutation (iterators) */
 	struct arb_tree *next;
 };

@@ -199,3 +199,55 @@ int arb_tree_diff(struct arb_tree *ta, struct arb_tree *tb, arb_diff_fn fn, void
 	stream_free(&b);
 	return ret < 0 ? ret : 0;
 }
+
+/* ---- what a tree holds alone ------------------------------------------------------- */
+
+/* Nodes counted once (no other tree or node points to them) hold exclusive
+ * subtrees; under a shared node everything is shared.  Data sectors are
+ * exclusive when an exclusive leaf holds their only reference. */
+static int exclusive_walk(struct arb_fs *fs, const struct arb_ptr *ptr, bool is_root,
+                          struct arb_tree_usage *u)
+{
+	struct arb_node *n;
+	int err;
+
+	if (arb_sm_get(&fs->sm, ptr->bytenr) != 1)
+		return 0;
+	err = arb_read_node(fs, ptr, is_root, &n);
+	if (err)
+		return err;
+	u->nodes_read++;
+	u->excl_nodes++;
+	const uint8_t *buf = n->buf;
+
+	for (uint32_t i = 0; i < node_nritems(buf) && !err; i++) {
+		if (node_level(buf)) {
+			const struct arb_key_ptr *kp = node_ckptr(buf, i);
+			struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
+			                     le64toh(kp->csum), (uint8_t)(node_level(buf) - 1)};
+
+			err = exclusive_walk(fs, &cp, false, u);
+			continue;
+		}
+		struct arb_key k;
+		uint64_t bytenr, nsec;
+
+		arb_key_from_disk(node_dkey(buf, i), &k);
+		if (!arb_item_extent(&k, buf + NODE_HDR + item_off(buf, i), item_size(buf, i),
+		                     &bytenr, &nsec))
+			continue;
+		for (uint64_t s = 0; s < nsec; s++)
+			u->excl_data_sectors +=
+			        arb_sm_get(&fs->sm, bytenr + s * fs->sectorsize) == 1;
+	}
+	arb_cache_unpin(&fs->cache, n);
+	return err;
+}
+
+int arb_tree_usage(struct arb_tree *t, struct arb_tree_usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->ref_nodes = t->ref_nodes;
+	u->ref_data_sectors = t->ref_data;
+	return t->root.bytenr ? exclusive_walk(t->fs, &t->root, true, u) : 0;
+}

@@ -372,7 +372,11 @@ struct arb_root_item {
 	uint8_t uuid[16];
 	uint8_t parent_uuid[16];
 	uint64_t parent_id;
-	uint8_t reserved[48];
+	/* what the tree references, kept up to date by every edit: its nodes
+	 * and the data sectors its items name (one count per item) */
+	uint64_t ref_nodes;
+	uint64_t ref_data_sectors;
+	uint8_t reserved[32];
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_root_item) == 160, "root item is 160 bytes");
 

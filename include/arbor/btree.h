@@ -102,4 +102,14 @@ typedef int (*arb_diff_fn)(void *ctx, const struct arb_key *key, const void *a, 
 int arb_tree_diff(struct arb_tree *a, struct arb_tree *b, arb_diff_fn fn, void *ctx,
                   uint64_t *ret_nodes_read);
 
+/* What a user tree references (kept by every edit: no walk) and what it
+ * holds alone (walked: only its unshared part, so a fresh snapshot costs
+ * one node).  Data sectors are counted once per item that names them. */
+struct arb_tree_usage {
+	uint64_t ref_nodes, ref_data_sectors;
+	uint64_t excl_nodes, excl_data_sectors;
+	uint64_t nodes_read;
+};
+int arb_tree_usage(struct arb_tree *t, struct arb_tree_usage *u);
+
 #endif

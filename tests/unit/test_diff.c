@@ -426,11 +426,80 @@ static void test_cost_follows_change(void **state)
 	tu_fs_destroy(&t);
 }
 
+static int count_node(void *ctx, const struct arb_node_view *v)
+{
+	(void)v;
+	++*(uint64_t *)ctx;
+	return 0;
+}
+
+static struct arb_tree_usage usage_of(struct arb_fs *fs, uint64_t id)
+{
+	struct arb_tree_usage u;
+	uint64_t walked = 0;
+
+	TU_RC(arb_tree_usage(tu_tree(fs, id), &u));
+	TU_RC(arb_tree_walk(tu_tree(fs, id), count_node, &walked));
+	TU_EQ_U64(u.ref_nodes, walked);
+	return u;
+}
+
+/* Referenced counts follow every edit; exclusive is what only one side
+ * holds, found by reading the unshared part only. */
+static void test_usage(void **state)
+{
+	static uint8_t buf[1 << 20];
+	struct tu_fs t = {0};
+	arb_ino_t top;
+	struct arb_stat sub, f;
+	struct arb_tree_usage u, s;
+	uint64_t id, snap;
+	size_t w;
+
+	(void)state;
+	memset(buf, 0x5a, sizeof(buf));
+	tu_fs_create(&t, DEV_SIZE, 0);
+	TU_RC(arb_vfs_init(t.fs, 0755, &cred));
+	TU_RC(arb_vfs_root(t.fs, 0, &top));
+	TU_RC(arb_vfs_subvol_make(t.fs, top, "s", 0755, &cred, &sub));
+	id = arb_ino_subvol(sub.ino);
+	TU_RC(arb_vfs_mknod(t.fs, sub.ino, "big", S_IFREG | 0644, 0, &cred, &f));
+	for (int i = 0; i < 8; i++)
+		TU_RC(arb_vfs_write(t.fs, f.ino, (uint64_t)i << 20, buf, sizeof(buf), &w));
+	tu_commit(t.fs);
+	u = usage_of(t.fs, id);
+	TU_EQ_U64(u.ref_data_sectors, 8 * 256);
+	TU_EQ_U64(u.excl_data_sectors, 8 * 256);
+	TU_EQ_U64(u.excl_nodes, u.ref_nodes);
+	TU_RC(arb_vfs_snapshot(t.fs, id, top, "snap", 0, NULL));
+	TU_RC(arb_vfs_lookup(t.fs, top, "snap", &f));
+	snap = arb_ino_subvol(f.ino);
+	tu_commit(t.fs);
+	u = usage_of(t.fs, id);
+	s = usage_of(t.fs, snap);
+	TU_EQ_U64(u.ref_data_sectors, 8 * 256);
+	TU_EQ_U64(s.ref_data_sectors, 8 * 256);
+	TU_EQ_U64(u.excl_nodes + u.excl_data_sectors, 0);
+	TU_ASSERT(u.nodes_read <= 1, "a fresh snapshot's source read %" PRIu64, u.nodes_read);
+	/* overwrite 1 MiB of the source: that much becomes exclusive on each side */
+	TU_RC(arb_vfs_lookup(t.fs, sub.ino, "big", &f));
+	TU_RC(arb_vfs_write(t.fs, f.ino, 3 << 20, buf, sizeof(buf), &w));
+	tu_commit(t.fs);
+	u = usage_of(t.fs, id);
+	s = usage_of(t.fs, snap);
+	TU_EQ_U64(u.excl_data_sectors, 256);
+	TU_EQ_U64(s.excl_data_sectors, 256);
+	TU_ASSERT(u.excl_nodes >= 1 && u.excl_nodes <= u.ref_nodes);
+	tu_check_clean(t.fs);
+	tu_fs_destroy(&t);
+}
+
 int main(void)
 {
 	struct tu_tests ts = {0};
 
 	tu_tests_add(&ts, "cost_follows_change", test_cost_follows_change);
+	tu_tests_add(&ts, "usage", test_usage);
 	tu_tests_add_seeds(&ts, "diff", diff_seed, 7000, NR_SEEDS);
 	return tu_tests_run(&ts, "diff");
 }

@@ -560,12 +560,12 @@ void tu_check_clean(struct arb_fs *fs)
 	memset(&r, 0, sizeof(r));
 	rc = arb_check(fs, &r);
 	if (rc || r.bad_nodes || r.count_mismatch || r.leaked || r.missing || r.used_mismatch ||
-	    r.nodes < 2)
+	    r.tree_totals || r.nodes < 2)
 		TU_FAIL("arb_check: %s; nodes=%" PRIu64 " trees=%" PRIu64 " bad_nodes=%" PRIu64
 		        " count_mismatch=%" PRIu64 " leaked=%" PRIu64 " missing=%" PRIu64
-		        " used_mismatch=%" PRIu64,
+		        " used_mismatch=%" PRIu64 " tree_totals=%" PRIu64,
 		        tu_strerr(rc), r.nodes, r.trees, r.bad_nodes, r.count_mismatch, r.leaked,
-		        r.missing, r.used_mismatch);
+		        r.missing, r.used_mismatch, r.tree_totals);
 }
 
 /* ---- keys and values ---- */
