@@ -286,7 +286,12 @@ static int build_records(struct arb_fs *fs, struct log_inode *e, struct log_writ
 	uint32_t len;
 	int err = vnode_get(fs, e->ino, &v);
 
-	qsort(e->r, e->n, sizeof(*e->r), cmp_range);
+	/* a tree made since the last commit (a snapshot) is not there for the
+	 * replay to write into: its inodes are new, the fsync commits */
+	if (!err && le64toh(v.t->item.create_gen) > fs->generation)
+		err = -EAGAIN;
+	if (e->n) /* only the timestamps changed: e->r may be NULL */
+		qsort(e->r, e->n, sizeof(*e->r), cmp_range);
 	for (uint32_t i = 0; i < e->n && !err;) {
 		struct log_range r = e->r[i++];
 
