@@ -118,11 +118,13 @@ int arb_vfs_subvol_set_default(struct arb_fs *fs, uint64_t id)
 {
 	struct arb_key k = {ARB_DEFAULT_SUBVOL_OBJ, ARB_DEFAULT_SUBVOL_KEY, 0};
 	uint64_t v = htole64(id);
-	struct arb_tree *t;
+	arb_ino_t root;
 	int err = arb_check_mutable(fs);
 
+	/* a subvolume: a tree with a root directory (not any user tree, such
+	 * as one made by arb_tree_create, which nothing could mount) */
 	if (!err)
-		err = id >= ARB_FIRST_USER_TREE ? arb_tree_get(fs, id, &t) : -ENOENT;
+		err = id ? arb_vfs_root(fs, id, &root) : -ENOENT;
 	if (!err)
 		err = arb_sys_put(&fs->root_tree, &k, &v, sizeof(v));
 	return err;
@@ -297,6 +299,11 @@ int arb_vfs_snapshot(struct arb_fs *fs, uint64_t src_id, arb_ino_t dir, const ch
 		err = link_subvol(fs, &d, name, nlen, id);
 	if (err)
 		return arb_fail(fs, err, "snapshot '%s' failed part-way", name);
+	/* The snapshot's inodes are the source's, untracked by the fsync log,
+	 * and its tree is not durable before the next commit: a logged fsync
+	 * of one of them could not be replayed (no such tree after a crash).
+	 * Until that commit, every fsync commits. */
+	fs->log.all_commit = true;
 	return subvol_stat(fs, id, st);
 }
 
@@ -358,4 +365,89 @@ int subvol_move(struct arb_fs *fs, struct vnode *from, const char *name, size_t 
 	if (!err && !same)
 		err = vnode_put(to);
 	return err ? arb_fail(fs, err, "renaming subvolume '%s' failed part-way", name) : 0;
+}
+
+/* ---- rollback and space ------------------------------------------------------------ */
+
+/*
+ * The subvolume linked as dir/name takes the content of snapshot snap_id:
+ * a writable snapshot of it is linked under that name in the same
+ * transaction, and the old subvolume is linked as dir/keep_name (or, with
+ * keep_name NULL, deleted).  The path stays; the subvolume's id and inode
+ * numbers change, so nothing still open in the old one can reach the new
+ * content by mistake.  The default subvolume follows the name.
+ */
+int arb_vfs_rollback(struct arb_fs *fs, arb_ino_t dir, const char *name, uint64_t snap_id,
+                     const char *keep_name, uint64_t *ret_new_id)
+{
+	struct arb_tree *snap, *t;
+	struct vnode d, tmp;
+	struct arb_key k;
+	uint8_t rec[sizeof(struct arb_root_ref) + ARB_NAME_MAX];
+	size_t nlen, klen = 0;
+	uint64_t old, index, id, def = 0;
+	uint32_t len;
+	int err = arb_check_mutable(fs);
+
+	if (!err)
+		err = dir_find_subvol(fs, dir, name, &d, &nlen, &old, &index);
+	if (!err)
+		err = snap_id >= ARB_FIRST_USER_TREE ? arb_tree_get(fs, snap_id, &snap) : -ENOENT;
+	if (!err && snap_id == old)
+		err = -EINVAL;
+	if (!err && keep_name)
+		err = dir_for_new_name(fs, dir, keep_name, &klen, &tmp);
+	if (!err && !keep_name) {
+		/* deleting the old one: the rules of arb_vfs_subvol_delete */
+		err = first_item(fs, old, ARB_ROOT_REF_KEY, 0, &k, rec, sizeof(rec), &len);
+		if (err > 0)
+			err = -ENOTEMPTY;
+	}
+	if (!err)
+		err = vfs_reserve(fs, 256ull * fs->node_sectors, false);
+	if (err)
+		return err;
+	err = arb_tree_clone(fs, snap_id, &id);
+	if (!err)
+		err = arb_tree_get(fs, id, &t);
+	if (!err)
+		err = drop_nested_links(fs, snap_id, t);
+	if (!err)
+		err = vnode_get(fs, dir, &d);
+	if (!err)
+		err = dir_remove_subvol(&d, name, nlen, index);
+	if (!err)
+		err = rref_delete(fs, arb_tree_id(d.t), old);
+	if (!err)
+		err = link_subvol(fs, &d, name, nlen, id);
+	if (!err && keep_name)
+		err = vnode_get(fs, dir, &d);
+	if (!err && keep_name)
+		err = link_subvol(fs, &d, keep_name, klen, old);
+	if (!err && arb_vfs_subvol_default(fs, &def) == 0 && def == old)
+		err = arb_vfs_subvol_set_default(fs, id);
+	if (!err && !keep_name)
+		err = arb_tree_drop(fs, old);
+	if (err)
+		return arb_fail(fs, err, "rollback of '%s' failed part-way", name);
+	fs->log.all_commit = true; /* as after a snapshot: a tree new in this commit */
+	if (ret_new_id)
+		*ret_new_id = id;
+	return 0;
+}
+
+int arb_vfs_subvol_usage(struct arb_fs *fs, uint64_t id, struct arb_subvol_usage *u)
+{
+	struct arb_tree_usage tu;
+	struct arb_tree *t;
+	int err = id >= ARB_FIRST_USER_TREE ? arb_tree_get(fs, id, &t) : -ENOENT;
+
+	if (!err)
+		err = arb_tree_usage(t, &tu);
+	if (err)
+		return err;
+	u->referenced_bytes = tu.ref_nodes * fs->nodesize + tu.ref_data_sectors * fs->sectorsize;
+	u->exclusive_bytes = tu.excl_nodes * fs->nodesize + tu.excl_data_sectors * fs->sectorsize;
+	u->nodes_read = tu.nodes_read;
+	return 0;
 }

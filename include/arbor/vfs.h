@@ -103,6 +103,23 @@ int arb_vfs_subvol_list(struct arb_fs *fs, arb_subvol_fn fn, void *ctx);
 int arb_vfs_subvol_default(struct arb_fs *fs, uint64_t *ret_id);
 int arb_vfs_subvol_set_default(struct arb_fs *fs, uint64_t id);
 
+/* Make the subvolume linked as dir/name hold what snapshot snap_id holds,
+ * atomically: a writable snapshot of snap_id takes the name (a new id), and
+ * the old subvolume is kept as dir/keep_name, or deleted when keep_name is
+ * NULL (-ENOTEMPTY then if subvolumes are linked inside it).  The default
+ * subvolume follows the name. */
+int arb_vfs_rollback(struct arb_fs *fs, arb_ino_t dir, const char *name, uint64_t snap_id,
+                     const char *keep_name, uint64_t *ret_new_id);
+
+/* Space of a subvolume: referenced (all it names, shared or not: kept up
+ * to date, no walk) and exclusive (what deleting it would free: a walk of
+ * its unshared part only). */
+struct arb_subvol_usage {
+	uint64_t referenced_bytes, exclusive_bytes;
+	uint64_t nodes_read; /* by the exclusive walk */
+};
+int arb_vfs_subvol_usage(struct arb_fs *fs, uint64_t id, struct arb_subvol_usage *u);
+
 /* What changed from subvolume a to subvolume b (say a snapshot and its
  * source), one call per path, sorted by path: 'A' the name exists only in
  * b, 'D' only in a, 'C' in both and what it names changed (content,

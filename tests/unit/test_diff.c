@@ -494,12 +494,91 @@ static void test_usage(void **state)
 	tu_fs_destroy(&t);
 }
 
+static uint64_t subvol_at(struct arb_fs *fs, arb_ino_t dir, const char *name)
+{
+	struct arb_stat st;
+
+	TU_RC(arb_vfs_lookup(fs, dir, name, &st));
+	TU_EQ_U64(arb_ino_local(st.ino), ARB_FIRST_INO);
+	return arb_ino_subvol(st.ino);
+}
+
+static bool diff_empty(struct arb_fs *fs, uint64_t a, uint64_t b)
+{
+	char *d = real_diff(fs, a, b, NULL);
+	bool empty = !d[0];
+
+	free(d);
+	return empty;
+}
+
+/* Rollback: the name takes the snapshot's content (a new id), the old
+ * content stays under another name or goes; the default follows. */
+static void test_rollback(void **state)
+{
+	struct tu_rng rng;
+	struct rt r = {0};
+	arb_ino_t top;
+	struct arb_stat st;
+	uint64_t s1, before, now, kept, def;
+
+	(void)state;
+	tu_rng_init(&rng, 42);
+	r.rng = rng;
+	tu_fs_create(&r.t, DEV_SIZE, 0);
+	TU_RC(arb_vfs_init(r.t.fs, 0755, &cred));
+	TU_RC(arb_vfs_root(r.t.fs, 0, &top));
+	TU_RC(arb_vfs_subvol_make(r.t.fs, top, "live", 0755, &cred, &st));
+	r.sub = arb_ino_subvol(st.ino);
+	for (int i = 0; i < 200; i++)
+		random_op(&r);
+	TU_RC(arb_vfs_snapshot(r.t.fs, r.sub, top, "s1", ARB_SNAPSHOT_RDONLY, &st));
+	s1 = arb_ino_subvol(st.ino);
+	tu_commit(r.t.fs);
+	for (int i = 0; i < 200; i++)
+		random_op(&r);
+	TU_RC(arb_vfs_snapshot(r.t.fs, r.sub, top, "ref", ARB_SNAPSHOT_RDONLY, NULL));
+	before = r.sub;
+	TU_RC(arb_vfs_subvol_set_default(r.t.fs, before));
+	/* refusals change nothing */
+	TU_RC_EQ(arb_vfs_rollback(r.t.fs, top, "nope", s1, NULL, NULL), -ENOENT);
+	TU_RC_EQ(arb_vfs_rollback(r.t.fs, top, "live", before, NULL, NULL), -EINVAL);
+	TU_RC_EQ(arb_vfs_rollback(r.t.fs, top, "live", s1, "s1", NULL), -EEXIST);
+	TU_RC_EQ(arb_vfs_rollback(r.t.fs, top, "live", 9999, NULL, NULL), -ENOENT);
+	TU_RC(arb_vfs_rollback(r.t.fs, top, "live", s1, "live.old", &now));
+	TU_ASSERT(now != before);
+	TU_EQ_U64(subvol_at(r.t.fs, top, "live"), now);
+	kept = subvol_at(r.t.fs, top, "live.old");
+	TU_EQ_U64(kept, before);
+	TU_RC(arb_vfs_subvol_default(r.t.fs, &def));
+	TU_EQ_U64(def, now);
+	TU_ASSERT(diff_empty(r.t.fs, s1, now), "the rolled-back subvolume is the snapshot");
+	TU_ASSERT(diff_empty(r.t.fs, subvol_at(r.t.fs, top, "ref"), kept),
+	          "the old content is kept");
+	/* writable, and apart from the snapshot */
+	r.sub = now;
+	for (int i = 0; i < 50; i++)
+		random_op(&r);
+	tu_commit(r.t.fs);
+	tu_fs_reopen(&r.t);
+	TU_EQ_U64(subvol_at(r.t.fs, top, "live"), now);
+	/* again, dropping the old content: used space comes back */
+	TU_RC(arb_vfs_subvol_delete(r.t.fs, top, "live.old"));
+	TU_RC(arb_vfs_subvol_delete(r.t.fs, top, "ref"));
+	TU_RC(arb_vfs_rollback(r.t.fs, top, "live", s1, NULL, &now));
+	TU_ASSERT(diff_empty(r.t.fs, s1, now));
+	tu_commit(r.t.fs);
+	tu_check_clean(r.t.fs);
+	tu_fs_destroy(&r.t);
+}
+
 int main(void)
 {
 	struct tu_tests ts = {0};
 
 	tu_tests_add(&ts, "cost_follows_change", test_cost_follows_change);
 	tu_tests_add(&ts, "usage", test_usage);
+	tu_tests_add(&ts, "rollback", test_rollback);
 	tu_tests_add_seeds(&ts, "diff", diff_seed, 7000, NR_SEEDS);
 	return tu_tests_run(&ts, "diff");
 }
