@@ -2,23 +2,53 @@
  * tests/fuse/exerciser.c - differential exerciser for arborfs.
  *
  * exerciser [-s SEED] [-n OPS] [-v] [--remount-cmd CMD] [--remount-every N]
- *           DIR_A DIR_B
+ *           [--walk-every N] [--full-every K] [--small BYTES] [--dense]
+ *           [--progress N] DIR_A DIR_B
  *
  * Applies one pseudo-random sequence of file system operations to two
  * directory trees (A on arborfs, B on a host file system) and compares them
- * after every step: return values and errno, sizes, types, modes, link
- * counts and contents of the touched names (through a fresh open and
- * through the open descriptors), and every 100 operations the whole tree.
- * Every few hundred operations, with --remount-cmd, all descriptors are
- * closed, CMD is run with system() (it must unmount A and mount it again)
- * and the descriptors are reopened.  The first divergence prints the seed,
- * the operation index, the operation and both results, and exits 1.
- * Deterministic for a seed (splitmix64).
+ * after every step: the return value and errno of every call; type, mode,
+ * link count and size of the touched names and their parents, and the
+ * target of a symbolic link; the content of the touched file, through its
+ * open descriptors after an operation on them, and through a fresh open
+ * (which drops A's page cache: reads reach the daemon) after an operation
+ * by name and every 8th operation on descriptors.  A content check reads
+ * the touched range with 8 KiB either side (its first 256 KiB whatever the
+ * hole maps say; for a write or truncate beyond the end of file, from the
+ * old end), the first 4 KiB and the last 8 KiB across the end of file; the
+ * whole file when it is at most --small bytes (256 KiB), every K-th
+ * operation (--full-every, 32) and after fsync+fadvise(DONTNEED).
+ *
+ * Every N operations (--walk-every, 500), after each remount and at the
+ * end, the whole trees are compared: names, metadata and the whole content
+ * of every file through a fresh open.  Every 500 operations, what the
+ * operations cannot name (entries that a directory rename took out of their
+ * reach, which would otherwise pile up for ever) is removed from both trees.
+ *
+ * Whole-file comparisons read every byte that either side reports as data
+ * (SEEK_DATA/SEEK_HOLE: a hole map that differs between the two file
+ * systems, or A's missing unflushed data of the writeback cache, does no
+ * harm) and every hole shorter than 128 KiB; of a longer range that both
+ * sides report as a hole, they read one 4 KiB probe (its start, its middle
+ * or its end, changing from one operation to the next; all three within a
+ * touched range).  --dense reads every byte instead.
+ *
+ * Every --remount-every operations (300), with --remount-cmd, all
+ * descriptors are closed, CMD is run with system() (it must unmount A and
+ * mount it again), the trees are compared, and the descriptors are reopened
+ * and compared in full.  The first divergence prints the seed, the
+ * operation index, the operation and both results, and exits 1.  The
+ * operation sequence is deterministic for a seed (splitmix64) and does not
+ * depend on the check options (the checks draw no random numbers).  At the
+ * end it prints the rate in operations per second and where the time went;
+ * --progress N prints the rate on stderr every N operations.
  *
  * Without arguments (as a plain "make check" program) it prints a TAP skip:
  * tests/fuse/test_exerciser.sh runs it on a real mount.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* also set by the build */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +62,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KIB 1024L
@@ -40,17 +71,28 @@
 #define MAXIO (1 * MIB)
 #define FAR_MAX (16 * MIB) /* holes: writes up to this far beyond EOF */
 #define MAX_FILE (40 * MIB)
+#define MARGIN (8 * KIB)     /* read around a touched range */
+#define HEAD (4 * KIB)       /* start of file read by a ranged check */
+#define DENSE (256 * KIB)    /* of a touched range, read whatever the hole maps say */
+#define MIN_SKIP (128 * KIB) /* shorter holes are read */
+#define PROBE (4 * KIB)      /* read at an end or the middle of a skipped hole */
+#define REOPEN_EVERY 8       /* fresh-open check after descriptor operations */
+#define PRUNE_EVERY 500      /* operations: remove what they cannot name */
 
 /* ---- PRNG ------------------------------------------------------------------ */
 
 static uint64_t rng_state;
 
-static uint64_t rnd64(void)
+static uint64_t mix64(uint64_t z)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+static uint64_t rnd64(void)
+{
+	return mix64(rng_state += 0x9e3779b97f4a7c15ULL);
 }
 
 /* uniform in [0, n) */
@@ -74,14 +116,29 @@ struct slot {
 
 static const char *dir_a, *dir_b, *remount_cmd;
 static uint64_t seed = 1;
-static long nops = 1000, remount_every = 300, opno;
-static int verbose;
+static long nops = 1000, remount_every = 300, walk_every = 500, full_every = 32, opno;
+static long progress_every, walks, remounts, walk_files; /* files in the last walk */
+static off_t small_size = 256 * KIB;
+static int verbose, dense;
+static int full_now; /* this operation's content checks read whole files */
 static struct slot slots[NSLOTS];
 static char opdesc[3 * PATH_MAX];
 static unsigned char *buf_w, *buf_a, *buf_b;
-static long stat_ops[64];
+static long stat_ops[64], stat_pruned;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* The command line that replays the sequence up to this operation. */
+static void print_reproduce(void)
+{
+	fprintf(stderr, "  reproduce: exerciser -s %" PRIu64 " -n %ld", seed, opno + 1);
+	fprintf(stderr, " --walk-every %ld --full-every %ld --small %lld%s", walk_every, full_every,
+	        (long long)small_size, dense ? " --dense" : "");
+	if (remount_cmd)
+		fprintf(stderr, " --remount-every %ld --remount-cmd CMD", remount_every);
+	fprintf(stderr, " -v A B\n  (with --walk-every 1 --full-every 1, the same operations and "
+	                "every check after every step)\n");
+}
 
 static void fail(const char *fmt, ...)
 {
@@ -90,7 +147,8 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n  reproduce: exerciser -s %" PRIu64 " -n %ld -v A B\n", seed, opno + 1);
+	fputc('\n', stderr);
+	print_reproduce();
 	exit(1);
 }
 
@@ -148,6 +206,32 @@ static void same(const char *what, struct res a, struct res b, int ret_exact)
 		(struct res){r_, errno};                                                           \
 	})
 
+/* ---- timing ------------------------------------------------------------------ */
+
+enum { PH_NONE = -1, PH_OP, PH_CHECK, PH_WALK, PH_REMOUNT, PH_NR };
+static const char *phase_names[PH_NR] = {"operations", "checks", "tree walks", "remounts"};
+static double phase_time[PH_NR], phase_start;
+static int phase_cur = PH_NONE;
+static uint64_t bytes_read[PH_NR], bytes_skipped; /* from A, by the comparisons */
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Charge the time since the last call to the current phase; enter p
+ * (PH_NONE: stop). */
+static void phase(int p)
+{
+	double t = now();
+	if (phase_cur != PH_NONE)
+		phase_time[phase_cur] += t - phase_start;
+	phase_cur = p;
+	phase_start = t;
+}
+
 /* ---- comparisons ------------------------------------------------------------------ */
 
 static void cmp_stat(const char *what, const struct stat *a, const struct stat *b)
@@ -163,7 +247,7 @@ static void cmp_stat(const char *what, const struct stat *a, const struct stat *
 		fail("%s: size A %lld, B %lld", what, (long long)a->st_size, (long long)b->st_size);
 }
 
-/* Compare [off, off+len) read through fa and fb. */
+/* Compare [off, off+len) read through fa and fb, up to the end of file. */
 static void cmp_range(const char *what, int fa, int fb, off_t off, long len)
 {
 	while (len > 0) {
@@ -175,6 +259,7 @@ static void cmp_range(const char *what, int fa, int fb, off_t off, long len)
 		same(w, a, b, 1);
 		if (a.ret <= 0)
 			return;
+		bytes_read[phase_cur == PH_NONE ? PH_CHECK : phase_cur] += a.ret;
 		if (memcmp(buf_a, buf_b, a.ret)) {
 			long i = 0;
 			while (buf_a[i] == buf_b[i])
@@ -182,24 +267,127 @@ static void cmp_range(const char *what, int fa, int fb, off_t off, long len)
 			fail("%s: content differs at offset %lld: A 0x%02x, B 0x%02x", w,
 			     (long long)(off + i), buf_a[i], buf_b[i]);
 		}
+		if (a.ret < n) /* both at the end of file */
+			return;
 		off += a.ret;
 		len -= a.ret;
 	}
 }
 
-/* Full content of two descriptors, sizes first. */
-static void cmp_fds(const char *what, int fa, int fb)
+/* The first offset in [pos, end) that fd reports as data; end when it
+ * reports none (ENXIO); pos when it cannot tell. */
+static off_t data_from(int fd, off_t pos, off_t end)
 {
-	struct stat sa, sb;
-	if (fstat(fa, &sa) || fstat(fb, &sb))
-		die("fstat");
-	cmp_stat(what, &sa, &sb);
-	if (S_ISREG(sa.st_mode))
-		cmp_range(what, fa, fb, 0, sa.st_size + 1);
+	off_t r;
+	if (dense)
+		return pos;
+	r = lseek(fd, pos, SEEK_DATA);
+	if (r < 0)
+		return errno == ENXIO ? end : pos;
+	return r < pos ? pos : r > end ? end : r;
 }
 
-/* lstat both; with content, reopen and read all of a regular file. */
-static void cmp_path(const char *rel, int content)
+/* Where the data at pos ends (at most end); end when fd cannot tell. */
+static off_t hole_from(int fd, off_t pos, off_t end)
+{
+	off_t r = dense ? end : lseek(fd, pos, SEEK_HOLE);
+	return r <= pos || r > end ? end : r;
+}
+
+/* [lo, hi) is a hole on both sides: with all, read its ends and a block
+ * inside; else one of the three, a different one from one operation to the
+ * next. */
+static void probe_hole(const char *what, int fa, int fb, off_t lo, off_t hi, int all)
+{
+	uint64_t h = mix64((uint64_t)lo ^ (uint64_t)hi << 20 ^ (uint64_t)opno);
+	off_t mid = lo + (off_t)(h % (uint64_t)(hi - lo - PROBE));
+	int which = (int)(h >> 40) % 3;
+	if (all || which == 0)
+		cmp_range(what, fa, fb, lo, PROBE);
+	if (all || which == 1)
+		cmp_range(what, fa, fb, mid, PROBE);
+	if (all || which == 2)
+		cmp_range(what, fa, fb, hi - PROBE, PROBE);
+	bytes_skipped += hi - lo - (all ? 3 : 1) * PROBE;
+}
+
+static off_t max_off(off_t x, off_t y)
+{
+	return x > y ? x : y;
+}
+
+/*
+ * Compare [lo, hi) (within both files), reading every byte that either side
+ * reports as data and every short hole; of a long hole of both sides only
+ * probes (all: 3).  B's map comes first (cheap); A is asked only inside B's
+ * holes.
+ */
+static void cmp_sparse(const char *what, int fa, int fb, off_t lo, off_t hi, int all)
+{
+	off_t pos = lo;
+	while (pos < hi) {
+		off_t da, db, end;
+		if (hi - pos < MIN_SKIP) { /* nothing worth skipping */
+			cmp_range(what, fa, fb, pos, hi - pos);
+			return;
+		}
+		db = data_from(fb, pos, hi);
+		if (db - pos < MIN_SKIP) { /* B's data, after a short hole */
+			end = db == hi ? hi : hole_from(fb, db, hi);
+		} else { /* a long hole on B; on A? */
+			da = data_from(fa, pos, db);
+			if (da - pos >= MIN_SKIP) {
+				probe_hole(what, fa, fb, pos, da, all);
+				pos = da;
+				continue;
+			}
+			end = da == db ? db : hole_from(fa, da, db);
+		}
+		cmp_range(what, fa, fb, pos, end - pos);
+		pos = end;
+	}
+}
+
+/* The touched range [off, off+len) with a margin, within the file: its
+ * first DENSE bytes are read whatever the hole maps say, its long holes are
+ * probed in three places. */
+static void cmp_touched(const char *what, int fa, int fb, off_t sz, off_t off, long len)
+{
+	off_t lo = max_off(off - MARGIN, 0), hi = off + len + MARGIN, mid;
+	if (hi > sz)
+		hi = sz;
+	if (lo >= hi)
+		return;
+	mid = hi - lo > DENSE ? lo + DENSE : hi;
+	cmp_range(what, fa, fb, lo, mid - lo);
+	cmp_sparse(what, fa, fb, mid, hi, 1);
+}
+
+/*
+ * Content of fa and fb, both of size sz: the touched range (len < 0: none);
+ * then the whole file when full or small (a small one in one read), else
+ * its head and its last bytes; always a read across the end of file.
+ */
+static void cmp_content(const char *what, int fa, int fb, off_t sz, off_t off, long len, int full)
+{
+	if ((full || sz <= small_size) && sz < MIN_SKIP) { /* all of it, and the EOF */
+		cmp_range(what, fa, fb, 0, sz + 1);
+		return;
+	}
+	if (len >= 0)
+		cmp_touched(what, fa, fb, sz, off, len);
+	if (full || sz <= small_size) {
+		cmp_sparse(what, fa, fb, 0, sz, 0);
+		cmp_range(what, fa, fb, sz, 1); /* both at EOF */
+		return;
+	}
+	cmp_range(what, fa, fb, 0, HEAD);
+	cmp_range(what, fa, fb, max_off(sz - MARGIN, 0), MARGIN + 1);
+}
+
+/* lstat rel on both sides: the same result, type, mode, links, size and
+ * symbolic link target.  The mode (0 when absent); the size in *size. */
+static mode_t cmp_name(const char *rel, off_t *size)
 {
 	char a[PATH_MAX], b[PATH_MAX], w[300];
 	struct stat sa = {0}, sb = {0};
@@ -209,7 +397,7 @@ static void cmp_path(const char *rel, int content)
 	struct res ra = R(lstat(a, &sa)), rb = R(lstat(b, &sb));
 	same(w, ra, rb, 1);
 	if (ra.ret < 0)
-		return;
+		return 0;
 	cmp_stat(w, &sa, &sb);
 	if (S_ISLNK(sa.st_mode)) {
 		char la[PATH_MAX], lb[PATH_MAX];
@@ -217,16 +405,25 @@ static void cmp_path(const char *rel, int content)
 		if (na != nb || (na > 0 && memcmp(la, lb, na)))
 			fail("readlink %s: A '%.*s', B '%.*s'", rel, (int)na, la, (int)nb, lb);
 	}
-	if (content && S_ISREG(sa.st_mode)) {
-		int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
-		snprintf(w, sizeof(w), "reopen %s", rel);
-		same(w, (struct res){fa, errno}, (struct res){fb, errno}, 0);
-		if (fa < 0 || fb < 0)
-			die("open for compare");
-		cmp_range(w, fa, fb, 0, sa.st_size + 1);
-		close(fa);
-		close(fb);
-	}
+	*size = sa.st_size;
+	return sa.st_mode;
+}
+
+/* Open the regular file rel afresh on both sides (A's page cache is
+ * dropped: reads reach the daemon) and compare its content. */
+static void cmp_reopen(const char *rel, off_t sz, off_t off, long len, int full)
+{
+	char a[PATH_MAX], b[PATH_MAX], w[300];
+	pa(a, rel);
+	pb(b, rel);
+	snprintf(w, sizeof(w), "reopen %s", rel);
+	struct res ra = R(open(a, O_RDONLY)), rb = R(open(b, O_RDONLY));
+	same(w, ra, rb, 0);
+	if (ra.ret < 0 || rb.ret < 0)
+		die("open for compare");
+	cmp_content(w, ra.ret, rb.ret, sz, off, len, full);
+	close(ra.ret);
+	close(rb.ret);
 }
 
 static int namecmp(const void *x, const void *y)
@@ -260,8 +457,78 @@ static int list_dir(const char *path, char ***out)
 	return n;
 }
 
-static long tree_entries;
+static void free_list(char **v, int n)
+{
+	int i;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
 
+/* ---- the tree ------------------------------------------------------------------ */
+
+/* Operations name at most two directories from dnames and a leaf. */
+static const char *dnames[] = {"d0", "d1", "d2"};
+static const char *leaves[] = {"d0", "d1", "d2", "f0", "f1", "f2", "f3", "f4", "f5", "l0", "l1"};
+#define NAME_DEPTH 3
+
+/* Whether the operations can name rel. */
+static int reachable(const char *rel)
+{
+	const char *slash;
+	int n = 1, i, nd = sizeof(dnames) / sizeof(dnames[0]);
+	for (; (slash = strchr(rel, '/')); rel = slash + 1) {
+		for (i = 0; i < nd; i++)
+			if ((size_t)(slash - rel) == strlen(dnames[i]) &&
+			    !strncmp(rel, dnames[i], slash - rel))
+				break;
+		if (i == nd || ++n > NAME_DEPTH)
+			return 0;
+	}
+	return 1;
+}
+
+/* Remove rel (a directory: emptied first) from both trees. */
+static void prune(const char *rel, mode_t m)
+{
+	char a[PATH_MAX], b[PATH_MAX], w[PATH_MAX + 32];
+	pa(a, rel);
+	pb(b, rel);
+	snprintf(w, sizeof(w), "prune: %s %s", S_ISDIR(m) ? "rmdir" : "unlink", rel);
+	if (S_ISDIR(m))
+		same(w, R(rmdir(a)), R(rmdir(b)), 1);
+	else
+		same(w, R(unlink(a)), R(unlink(b)), 1);
+	stat_pruned++;
+}
+
+/*
+ * Remove from both trees what the operations cannot name under rel (taken
+ * there by a directory rename): out of their reach it would pile up for
+ * ever.  B's listing leads, deepest first; both sides must agree.
+ */
+static void prune_tree(const char *rel)
+{
+	char b[PATH_MAX], sub[PATH_MAX];
+	struct stat st;
+	char **vb;
+	int nb, i;
+	pb(b, rel);
+	nb = list_dir(b, &vb);
+	for (i = 0; i < nb; i++) {
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", vb[i]);
+		pb(b, sub);
+		if (lstat(b, &st))
+			die("lstat");
+		if (S_ISDIR(st.st_mode))
+			prune_tree(sub);
+		if (!reachable(sub))
+			prune(sub, st.st_mode);
+	}
+	free_list(vb, nb);
+}
+
+/* The whole tree under rel: names, metadata, whole contents. */
 static void cmp_tree(const char *rel)
 {
 	char a[PATH_MAX], b[PATH_MAX], sub[PATH_MAX];
@@ -277,26 +544,37 @@ static void cmp_tree(const char *rel)
 			     i < na ? va[i] : "(end)", i < nb ? vb[i] : "(end)");
 	}
 	for (i = 0; i < na; i++) {
-		struct stat st;
+		off_t sz = 0;
+		mode_t m;
 		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", va[i]);
-		cmp_path(sub, 1);
-		tree_entries++;
-		pa(a, sub);
-		if (!lstat(a, &st) && S_ISDIR(st.st_mode))
+		m = cmp_name(sub, &sz);
+		if (S_ISREG(m)) {
+			cmp_reopen(sub, sz, 0, -1, 1);
+			walk_files++;
+		} else if (S_ISDIR(m)) {
 			cmp_tree(sub);
+		}
 	}
-	for (i = 0; i < na; i++)
-		free(va[i]);
-	for (i = 0; i < nb; i++)
-		free(vb[i]);
-	free(va);
-	free(vb);
+	free_list(va, na);
+	free_list(vb, nb);
+}
+
+/* A whole-tree comparison, described as opdesc. */
+static void walk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void walk(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(opdesc, sizeof(opdesc), fmt, ap);
+	va_end(ap);
+	phase(PH_WALK);
+	walk_files = 0;
+	cmp_tree("");
+	walks++;
 }
 
 /* ---- names ------------------------------------------------------------------ */
-
-static const char *dnames[] = {"d0", "d1", "d2"};
-static const char *leaves[] = {"d0", "d1", "d2", "f0", "f1", "f2", "f3", "f4", "f5", "l0", "l1"};
 
 static void rnd_path(char *out, int want_file)
 {
@@ -323,22 +601,44 @@ static void parent_of(char *out, const char *rel)
 		out[0] = 0;
 }
 
-/* lstat-compare a name and its parent. */
-static void check_names(const char *rel, int content)
+/* lstat-compare a name and its parent; with content, a regular file's
+ * content through a fresh open ([off, off+len) touched). */
+static void check_names(const char *rel, int content, off_t off, long len)
 {
 	char par[PATH_MAX];
-	cmp_path(rel, content);
+	off_t sz = 0;
+	if (S_ISREG(cmp_name(rel, &sz)) && content)
+		cmp_reopen(rel, sz, off, len, full_now);
 	parent_of(par, rel);
 	if (*par)
-		cmp_path(par, 0);
+		cmp_name(par, &sz);
 }
 
 /* ---- descriptors ------------------------------------------------------------------ */
 
+/* Through a slot's descriptors: metadata and content ([off, off+len)
+ * touched; full: the whole file). */
+static void check_slot(struct slot *s, off_t off, long len, int full)
+{
+	char w[400];
+	struct stat sa, sb;
+	snprintf(w, sizeof(w), "fstat fd of %s", s->path);
+	if (fstat(s->fa, &sa) || fstat(s->fb, &sb))
+		die("fstat");
+	cmp_stat(w, &sa, &sb);
+	snprintf(w, sizeof(w), "fd of %s", s->path);
+	cmp_content(w, s->fa, s->fb, sb.st_size, off, len, full || full_now);
+}
+
+/* Close s's descriptors.  A file unlinked while open is compared in full
+ * first: no name will show it to a tree walk. */
 static void slot_close(struct slot *s)
 {
+	struct stat st;
 	if (!s->used)
 		return;
+	if (!fstat(s->fb, &st) && st.st_nlink == 0)
+		check_slot(s, 0, -1, 1);
 	close(s->fa);
 	close(s->fb);
 	s->used = 0;
@@ -425,24 +725,54 @@ static void fill(long len)
 	}
 }
 
-/* After an operation on a slot: sizes, the range around it, and now and
- * then the whole file, through the descriptors. */
-static void check_slot(struct slot *s, off_t off, long len)
+/* ---- what an operation touched, checked after it ------------------------------------ */
+
+static struct touched {
+	struct slot *slot; /* descriptors operated on */
+	int slot_full;     /* compare the slot's whole file */
+	off_t off;         /* range touched in the slot's file and in name[0] */
+	long len;          /* < 0: none */
+	int n;
+	char name[2][PATH_MAX];
+	int content[2]; /* compare the name's content through a fresh open */
+} tch;
+
+static void touch_reset(void)
 {
-	char w[400];
-	struct stat sa, sb;
-	snprintf(w, sizeof(w), "fstat fd of %s", s->path);
-	if (fstat(s->fa, &sa) || fstat(s->fb, &sb))
-		die("fstat");
-	cmp_stat(w, &sa, &sb);
-	snprintf(w, sizeof(w), "fd of %s", s->path);
-	if (len >= 0) {
-		off_t lo = off > 8192 ? off - 8192 : 0;
-		cmp_range(w, s->fa, s->fb, lo, off - lo + len + 8192);
-	}
-	if (sa.st_size <= 256 * KIB || opno % 16 == 0)
-		cmp_fds(w, s->fa, s->fb);
-	check_names(s->path, opno % 8 == 0);
+	tch.slot = NULL;
+	tch.slot_full = 0;
+	tch.off = 0;
+	tch.len = -1;
+	tch.n = 0;
+}
+
+static void touch_range(off_t lo, off_t hi)
+{
+	tch.off = lo;
+	tch.len = hi - lo;
+}
+
+static void touch_name(const char *rel, int content)
+{
+	snprintf(tch.name[tch.n], PATH_MAX, "%s", rel);
+	tch.content[tch.n++] = content;
+}
+
+/* An operation on s's descriptors; its path through a fresh open now and
+ * then (a fresh open writes back A's cached pages and drops them). */
+static void touch_slot(struct slot *s)
+{
+	tch.slot = s;
+	touch_name(s->path, opno % REOPEN_EVERY == 0);
+}
+
+static void check_touched(void)
+{
+	int i;
+	if (tch.slot)
+		check_slot(tch.slot, tch.off, tch.len, tch.slot_full);
+	for (i = 0; i < tch.n; i++)
+		check_names(tch.name[i], tch.content[i], tch.off, i ? -1 : tch.len);
 }
 
 /* ---- operations ------------------------------------------------------------------ */
@@ -497,15 +827,264 @@ static int pick_op(void)
 		same(opdesc, ra, rb, 1);                                                           \
 	} while (0)
 
+static void op_open(const char *rel)
+{
+	struct slot *t = &slots[rnd(NSLOTS)];
+	int flags = O_RDWR;
+	if (chance(50))
+		flags |= O_CREAT;
+	if (chance(10))
+		flags |= O_TRUNC;
+	if (chance(10))
+		flags |= O_EXCL;
+	snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)", rel, flags);
+	slot_open(t, rel, flags, 0644);
+	/* the new descriptors are a fresh open */
+	touch_name(rel, !t->used);
+	if (t->used)
+		tch.slot = t;
+}
+
+static void op_close(void)
+{
+	struct slot *s = rnd_open_slot();
+	snprintf(opdesc, sizeof(opdesc), "close(%s)", s ? s->path : "-");
+	if (s) {
+		touch_name(s->path, 1);
+		slot_close(s);
+	}
+}
+
+static void op_pwrite(struct slot *s)
+{
+	struct res ra, rb;
+	off_t off, sz = fd_size(s->fa);
+	long len;
+	rnd_extent(sz, &off, &len);
+	fill(len);
+	snprintf(opdesc, sizeof(opdesc), "pwrite(%s, %ld @ %lld) size %lld", s->path, len,
+	         (long long)off, (long long)sz);
+	BOTH(pwrite(s->fa, buf_w, len, off), pwrite(s->fb, buf_w, len, off));
+	touch_slot(s);
+	touch_range(off < sz ? off : sz, off + len); /* and the hole before it */
+}
+
+static void op_pread(struct slot *s)
+{
+	off_t off, sz = fd_size(s->fa);
+	long len;
+	rnd_extent(sz, &off, &len);
+	if (chance(30))
+		off = sz > len ? sz - rnd(len) : 0; /* across EOF */
+	snprintf(opdesc, sizeof(opdesc), "pread(%s, %ld @ %lld) size %lld", s->path, len,
+	         (long long)off, (long long)sz);
+	cmp_range(opdesc, s->fa, s->fb, off, len);
+	touch_slot(s);
+}
+
+/* A new size for a file of size sz. */
+static off_t rnd_new_size(off_t sz)
+{
+	off_t nsz;
+	switch (rnd(5)) {
+	case 0:
+		nsz = 0;
+		break;
+	case 1:
+		nsz = sz ? rnd(sz) : 0; /* down */
+		break;
+	case 2:
+		nsz = sz + rnd(64 * KIB);
+		break;
+	case 3:
+		nsz = sz + rnd(FAR_MAX); /* up, far */
+		break;
+	default:
+		nsz = (off_t)rnd(sz / 4096 + 2) * 4096 + (chance(50) ? 0 : rnd(4096));
+		break;
+	}
+	if (nsz > MAX_FILE)
+		nsz = rnd(MAX_FILE);
+	return nsz;
+}
+
+/* ftruncate with s, else truncate by name; the range between the old and
+ * the new size is touched (read as zeros when it grew). */
+static void op_truncate(struct slot *s, const char *rel, const char *a, const char *b)
+{
+	struct res ra, rb;
+	struct stat st;
+	off_t sz = s ? fd_size(s->fa) : lstat(a, &st) ? 0 : st.st_size, nsz = rnd_new_size(sz);
+	if (s) {
+		snprintf(opdesc, sizeof(opdesc), "ftruncate(%s, %lld) size %lld", s->path,
+		         (long long)nsz, (long long)sz);
+		BOTH(ftruncate(s->fa, nsz), ftruncate(s->fb, nsz));
+		touch_slot(s);
+	} else {
+		snprintf(opdesc, sizeof(opdesc), "truncate(%s, %lld) size %lld", rel,
+		         (long long)nsz, (long long)sz);
+		BOTH(truncate(a, nsz), truncate(b, nsz));
+		touch_name(rel, 1);
+	}
+	touch_range(nsz < sz ? nsz : sz, nsz < sz ? sz : nsz);
+}
+
+static void op_fallocate(struct slot *s, int op)
+{
+	struct res ra, rb;
+	off_t off, sz = fd_size(s->fa);
+	long len;
+	int mode;
+	rnd_extent(sz, &off, &len);
+	if (op != OP_PUNCH && len > 2 * MIB)
+		len = 2 * MIB;
+	if (op == OP_PUNCH && chance(50)) { /* block aligned */
+		off &= ~4095L;
+		len = (len + 4095) & ~4095L;
+	}
+	mode = op == OP_PUNCH       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+	       : op == OP_KEEPALLOC ? FALLOC_FL_KEEP_SIZE
+	                            : 0;
+	snprintf(opdesc, sizeof(opdesc), "fallocate(%s, %s, %ld @ %lld) size %lld", s->path,
+	         opnames[op], len, (long long)off, (long long)sz);
+	BOTH(fallocate(s->fa, mode, off, len), fallocate(s->fb, mode, off, len));
+	touch_slot(s);
+	touch_range((off < sz || op != OP_PREALLOC) ? off : sz, off + len);
+}
+
+static void op_fsync(struct slot *s)
+{
+	struct res ra, rb;
+	int data = chance(50);
+	snprintf(opdesc, sizeof(opdesc), "%s(%s)", data ? "fdatasync" : "fsync", s->path);
+	if (data)
+		BOTH(fdatasync(s->fa), fdatasync(s->fb));
+	else
+		BOTH(fsync(s->fa), fsync(s->fb));
+	touch_slot(s);
+}
+
+/* Write back, then drop the clean pages: the next reads reach the daemon;
+ * the whole file is compared through the descriptors. */
+static void op_evict(struct slot *s)
+{
+	struct res ra, rb;
+	snprintf(opdesc, sizeof(opdesc), "fsync+fadvise(DONTNEED)(%s)", s->path);
+	BOTH(fsync(s->fa), fsync(s->fb));
+	posix_fadvise(s->fa, 0, 0, POSIX_FADV_DONTNEED);
+	posix_fadvise(s->fb, 0, 0, POSIX_FADV_DONTNEED);
+	touch_slot(s);
+	tch.slot_full = 1;
+}
+
+static void op_writepath(const char *rel, const char *a, const char *b)
+{
+	struct res ra, rb;
+	struct stat st;
+	int fa, fb,
+	        flags = O_WRONLY | O_CREAT | (chance(30) ? O_APPEND : 0) |
+	                (chance(20) ? O_TRUNC : 0);
+	off_t off, sz = lstat(a, &st) ? 0 : st.st_size;
+	long len;
+	rnd_extent(sz, &off, &len);
+	fill(len);
+	snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)+pwrite(%ld @ %lld)+close", rel, flags, len,
+	         (long long)off);
+	touch_name(rel, 1);
+	ra = R(open(a, flags, 0644));
+	rb = R(open(b, flags, 0644));
+	same(opdesc, ra, rb, 0);
+	if (ra.ret < 0)
+		return;
+	fa = ra.ret;
+	fb = rb.ret;
+	if (flags & O_TRUNC)
+		sz = 0;
+	if (flags & O_APPEND)
+		BOTH(write(fa, buf_w, len), write(fb, buf_w, len));
+	else
+		BOTH(pwrite(fa, buf_w, len, off), pwrite(fb, buf_w, len, off));
+	BOTH(close(fa), close(fb));
+	if (flags & O_APPEND)
+		off = sz;
+	touch_range((flags & O_TRUNC) ? 0 : off < sz ? off : sz, off + len);
+}
+
+static void op_create(const char *rel, const char *a, const char *b)
+{
+	struct res ra, rb;
+	int mode = chance(50) ? 0600 : 0640;
+	snprintf(opdesc, sizeof(opdesc), "creat-excl(%s, 0%o)", rel, mode);
+	ra = R(open(a, O_CREAT | O_EXCL | O_WRONLY, mode));
+	rb = R(open(b, O_CREAT | O_EXCL | O_WRONLY, mode));
+	if (ra.ret >= 0)
+		close(ra.ret);
+	if (rb.ret >= 0)
+		close(rb.ret);
+	same(opdesc, ra, rb, 0);
+	touch_name(rel, 1);
+}
+
+/* POSIX allows either for a non-empty directory. */
+static void same_notempty(struct res ra, struct res rb)
+{
+	if (ra.ret < 0 && rb.ret < 0 && (ra.err == EEXIST || ra.err == ENOTEMPTY) &&
+	    (rb.err == EEXIST || rb.err == ENOTEMPTY))
+		ra.err = rb.err;
+	same(opdesc, ra, rb, 1);
+}
+
+/* rename or link rel to a random name; the target's content is compared. */
+static void op_rename_link(int op, const char *rel, const char *a, const char *b)
+{
+	char rel2[PATH_MAX], a2[PATH_MAX], b2[PATH_MAX];
+	struct res ra, rb;
+	rnd_path(rel2, 1);
+	pa(a2, rel2);
+	pb(b2, rel2);
+	snprintf(opdesc, sizeof(opdesc), "%s(%s, %s)", op == OP_RENAME ? "rename" : "link", rel,
+	         rel2);
+	if (op == OP_RENAME) {
+		ra = R(rename(a, a2));
+		rb = R(rename(b, b2));
+		same_notempty(ra, rb);
+	} else {
+		BOTH(link(a, a2), link(b, b2));
+	}
+	touch_name(rel, 0);
+	touch_name(rel2, 1);
+}
+
+static void op_symlink(const char *rel, const char *a, const char *b)
+{
+	/* never absolute nor "..": a renamed link must not point out of the tree */
+	static const char *targets[] = {"f0", "d0/f2", "nowhere", "d1", "l0", "d2/l1", "f1"};
+	const char *t = targets[rnd(sizeof(targets) / sizeof(targets[0]))];
+	struct res ra, rb;
+	snprintf(opdesc, sizeof(opdesc), "symlink(%s -> %s)", rel, t);
+	BOTH(symlink(t, a), symlink(t, b));
+	touch_name(rel, 0);
+}
+
+static void op_chmod(const char *rel, const char *a, const char *b)
+{
+	static const mode_t modes[] = {0644, 0600, 0755, 0444, 0700};
+	mode_t m = modes[rnd(5)];
+	struct res ra, rb;
+	snprintf(opdesc, sizeof(opdesc), "chmod(%s, 0%o)", rel, m);
+	BOTH(chmod(a, m), chmod(b, m));
+	touch_name(rel, 0);
+}
+
+/* Apply op to both trees and compare the results; what it touched goes to
+ * tch for check_touched(). */
 static void do_op(int op)
 {
-	char rel[PATH_MAX], rel2[PATH_MAX], a[PATH_MAX], b[PATH_MAX], a2[PATH_MAX], b2[PATH_MAX];
+	char rel[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
 	struct res ra, rb;
 	struct slot *s = NULL;
-	off_t off = 0, sz;
-	long len = 0;
-	int flags, mode;
 
+	touch_reset();
 	if (op >= OP_PWRITE && op <= OP_EVICT && op != OP_TRUNC) {
 		s = rnd_open_slot();
 		if (!s)
@@ -516,233 +1095,72 @@ static void do_op(int op)
 	pa(a, rel);
 	pb(b, rel);
 	switch (op) {
-	case OP_OPEN: {
-		struct slot *t = &slots[rnd(NSLOTS)];
-		flags = O_RDWR;
-		if (chance(50))
-			flags |= O_CREAT;
-		if (chance(10))
-			flags |= O_TRUNC;
-		if (chance(10))
-			flags |= O_EXCL;
-		snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)", rel, flags);
-		slot_open(t, rel, flags, 0644);
-		check_names(rel, 1);
-		if (t->used)
-			check_slot(t, 0, -1);
+	case OP_OPEN:
+		op_open(rel);
 		break;
-	}
 	case OP_CLOSE:
-		s = rnd_open_slot();
-		snprintf(opdesc, sizeof(opdesc), "close(%s)", s ? s->path : "-");
-		if (s) {
-			char p[256];
-			snprintf(p, sizeof(p), "%s", s->path);
-			slot_close(s);
-			check_names(p, 1);
-		}
+		op_close();
 		break;
 	case OP_PWRITE:
-		sz = fd_size(s->fa);
-		rnd_extent(sz, &off, &len);
-		fill(len);
-		snprintf(opdesc, sizeof(opdesc), "pwrite(%s, %ld @ %lld) size %lld", s->path, len,
-		         (long long)off, (long long)sz);
-		BOTH(pwrite(s->fa, buf_w, len, off), pwrite(s->fb, buf_w, len, off));
-		check_slot(s, off, len);
+		op_pwrite(s);
 		break;
 	case OP_PREAD:
-		sz = fd_size(s->fa);
-		rnd_extent(sz, &off, &len);
-		if (chance(30))
-			off = sz > len ? sz - rnd(len) : 0; /* across EOF */
-		snprintf(opdesc, sizeof(opdesc), "pread(%s, %ld @ %lld) size %lld", s->path, len,
-		         (long long)off, (long long)sz);
-		cmp_range(opdesc, s->fa, s->fb, off, len);
-		check_slot(s, off, -1);
+		op_pread(s);
 		break;
 	case OP_FTRUNC:
-	case OP_TRUNC: {
-		off_t nsz;
-		if (s)
-			sz = fd_size(s->fa);
-		else {
-			struct stat st;
-			sz = lstat(a, &st) ? 0 : st.st_size;
-		}
-		switch (rnd(5)) {
-		case 0:
-			nsz = 0;
-			break;
-		case 1:
-			nsz = sz ? rnd(sz) : 0;
-			break; /* down */
-		case 2:
-			nsz = sz + rnd(64 * KIB);
-			break;
-		case 3:
-			nsz = sz + rnd(FAR_MAX);
-			break; /* up, far */
-		default:
-			nsz = (off_t)rnd(sz / 4096 + 2) * 4096 + (chance(50) ? 0 : rnd(4096));
-			break;
-		}
-		if (nsz > MAX_FILE)
-			nsz = rnd(MAX_FILE);
-		if (s) {
-			snprintf(opdesc, sizeof(opdesc), "ftruncate(%s, %lld) size %lld", s->path,
-			         (long long)nsz, (long long)sz);
-			BOTH(ftruncate(s->fa, nsz), ftruncate(s->fb, nsz));
-			check_slot(s, nsz > 4096 ? nsz - 4096 : 0, 8192);
-		} else {
-			snprintf(opdesc, sizeof(opdesc), "truncate(%s, %lld) size %lld", rel,
-			         (long long)nsz, (long long)sz);
-			BOTH(truncate(a, nsz), truncate(b, nsz));
-			check_names(rel, 1);
-		}
+	case OP_TRUNC:
+		op_truncate(s, rel, a, b);
 		break;
-	}
 	case OP_PUNCH:
 	case OP_PREALLOC:
 	case OP_KEEPALLOC:
-		sz = fd_size(s->fa);
-		rnd_extent(sz, &off, &len);
-		if (op != OP_PUNCH && len > 2 * MIB)
-			len = 2 * MIB;
-		if (op == OP_PUNCH && chance(50)) { /* block aligned */
-			off &= ~4095L;
-			len = (len + 4095) & ~4095L;
-		}
-		mode = op == OP_PUNCH       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-		       : op == OP_KEEPALLOC ? FALLOC_FL_KEEP_SIZE
-		                            : 0;
-		snprintf(opdesc, sizeof(opdesc), "fallocate(%s, %s, %ld @ %lld) size %lld", s->path,
-		         opnames[op], len, (long long)off, (long long)sz);
-		BOTH(fallocate(s->fa, mode, off, len), fallocate(s->fb, mode, off, len));
-		check_slot(s, off, len);
+		op_fallocate(s, op);
 		break;
 	case OP_FSYNC:
-		flags = chance(50);
-		snprintf(opdesc, sizeof(opdesc), "%s(%s)", flags ? "fdatasync" : "fsync", s->path);
-		if (flags)
-			BOTH(fdatasync(s->fa), fdatasync(s->fb));
-		else
-			BOTH(fsync(s->fa), fsync(s->fb));
-		check_slot(s, 0, -1);
+		op_fsync(s);
 		break;
 	case OP_EVICT:
-		/* write back, then drop the clean pages: the next reads reach the daemon */
-		snprintf(opdesc, sizeof(opdesc), "fsync+fadvise(DONTNEED)(%s)", s->path);
-		BOTH(fsync(s->fa), fsync(s->fb));
-		posix_fadvise(s->fa, 0, 0, POSIX_FADV_DONTNEED);
-		posix_fadvise(s->fb, 0, 0, POSIX_FADV_DONTNEED);
-		check_slot(s, 0, -1);
-		cmp_fds(opdesc, s->fa, s->fb);
+		op_evict(s);
 		break;
-	case OP_WRITEPATH: {
-		int fa, fb;
-		flags = O_WRONLY | O_CREAT | (chance(30) ? O_APPEND : 0) |
-		        (chance(20) ? O_TRUNC : 0);
-		struct stat st;
-		sz = lstat(a, &st) ? 0 : st.st_size;
-		rnd_extent(sz, &off, &len);
-		fill(len);
-		snprintf(opdesc, sizeof(opdesc), "open(%s, 0%o)+pwrite(%ld @ %lld)+close", rel,
-		         flags, len, (long long)off);
-		ra = R(open(a, flags, 0644));
-		rb = R(open(b, flags, 0644));
-		same(opdesc, ra, rb, 0);
-		if (ra.ret < 0)
-			break;
-		fa = ra.ret;
-		fb = rb.ret;
-		if (flags & O_APPEND)
-			BOTH(write(fa, buf_w, len), write(fb, buf_w, len));
-		else
-			BOTH(pwrite(fa, buf_w, len, off), pwrite(fb, buf_w, len, off));
-		BOTH(close(fa), close(fb));
-		check_names(rel, 1);
+	case OP_WRITEPATH:
+		op_writepath(rel, a, b);
 		break;
-	}
 	case OP_CREATE:
-		mode = chance(50) ? 0600 : 0640;
-		snprintf(opdesc, sizeof(opdesc), "creat-excl(%s, 0%o)", rel, mode);
-		ra = R(open(a, O_CREAT | O_EXCL | O_WRONLY, mode));
-		rb = R(open(b, O_CREAT | O_EXCL | O_WRONLY, mode));
-		if (ra.ret >= 0)
-			close(ra.ret);
-		if (rb.ret >= 0)
-			close(rb.ret);
-		same(opdesc, ra, rb, 0);
-		check_names(rel, 1);
+		op_create(rel, a, b);
 		break;
 	case OP_UNLINK:
 		snprintf(opdesc, sizeof(opdesc), "unlink(%s)", rel);
 		BOTH(unlink(a), unlink(b));
-		check_names(rel, 0);
+		touch_name(rel, 0);
 		break;
 	case OP_MKDIR:
 		snprintf(opdesc, sizeof(opdesc), "mkdir(%s)", rel);
 		BOTH(mkdir(a, 0755), mkdir(b, 0755));
-		check_names(rel, 0);
+		touch_name(rel, 0);
 		break;
 	case OP_RMDIR:
 		snprintf(opdesc, sizeof(opdesc), "rmdir(%s)", rel);
 		ra = R(rmdir(a));
 		rb = R(rmdir(b));
-		/* POSIX allows either for a non-empty directory */
-		if (ra.ret < 0 && rb.ret < 0 && (ra.err == EEXIST || ra.err == ENOTEMPTY) &&
-		    (rb.err == EEXIST || rb.err == ENOTEMPTY))
-			ra.err = rb.err;
-		same(opdesc, ra, rb, 1);
-		check_names(rel, 0);
+		same_notempty(ra, rb);
+		touch_name(rel, 0);
 		break;
 	case OP_RENAME:
-		rnd_path(rel2, op != OP_MKDIR);
-		pa(a2, rel2);
-		pb(b2, rel2);
-		snprintf(opdesc, sizeof(opdesc), "rename(%s, %s)", rel, rel2);
-		ra = R(rename(a, a2));
-		rb = R(rename(b, b2));
-		if (ra.ret < 0 && rb.ret < 0 && (ra.err == EEXIST || ra.err == ENOTEMPTY) &&
-		    (rb.err == EEXIST || rb.err == ENOTEMPTY))
-			ra.err = rb.err;
-		same(opdesc, ra, rb, 1);
-		check_names(rel, 0);
-		check_names(rel2, 1);
-		break;
 	case OP_LINK:
-		rnd_path(rel2, 1);
-		pa(a2, rel2);
-		pb(b2, rel2);
-		snprintf(opdesc, sizeof(opdesc), "link(%s, %s)", rel, rel2);
-		BOTH(link(a, a2), link(b, b2));
-		check_names(rel, 0);
-		check_names(rel2, 1);
+		op_rename_link(op, rel, a, b);
 		break;
-	case OP_SYMLINK: {
-		/* never absolute nor "..": a renamed link must not point out of the tree */
-		static const char *targets[] = {"f0", "d0/f2", "nowhere", "d1",
-		                                "l0", "d2/l1", "f1"};
-		const char *t = targets[rnd(sizeof(targets) / sizeof(targets[0]))];
-		snprintf(opdesc, sizeof(opdesc), "symlink(%s -> %s)", rel, t);
-		BOTH(symlink(t, a), symlink(t, b));
-		check_names(rel, 0);
+	case OP_SYMLINK:
+		op_symlink(rel, a, b);
 		break;
-	}
-	case OP_CHMOD: {
-		static const mode_t modes[] = {0644, 0600, 0755, 0444, 0700};
-		mode_t m = modes[rnd(5)];
-		snprintf(opdesc, sizeof(opdesc), "chmod(%s, 0%o)", rel, m);
-		BOTH(chmod(a, m), chmod(b, m));
-		check_names(rel, 0);
+	case OP_CHMOD:
+		op_chmod(rel, a, b);
 		break;
-	}
 	}
 }
 
-/* Close every descriptor, run CMD, reopen the same names (without O_CREAT:
- * the files unlinked while open are gone on both sides). */
+/* Close every descriptor, run CMD, compare the whole tree, reopen the same
+ * names (without O_CREAT: the files unlinked while open are gone on both
+ * sides) and compare them in full. */
 static void remount(void)
 {
 	char names[NSLOTS][sizeof(slots[0].path)];
@@ -755,6 +1173,7 @@ static void remount(void)
 		slot_close(&slots[i]);
 	}
 	fflush(stdout);
+	phase(PH_REMOUNT);
 	rc = system(remount_cmd);
 	if (rc != 0) {
 		fprintf(stderr,
@@ -762,7 +1181,7 @@ static void remount(void)
 		        opno, rc);
 		exit(2);
 	}
-	cmp_tree("");
+	walk("tree walk after remount");
 	for (i = 0; i < NSLOTS; i++)
 		if (names[i][0]) {
 			if (snprintf(opdesc, sizeof(opdesc), "reopen %s after remount", names[i]) <
@@ -770,32 +1189,43 @@ static void remount(void)
 				die("snprintf");
 			slot_open(&slots[i], names[i], O_RDWR, 0);
 			if (slots[i].used)
-				cmp_fds(opdesc, slots[i].fa, slots[i].fb);
+				check_slot(&slots[i], 0, -1, 1);
 		}
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: exerciser [-s SEED] [-n OPS] [-v] [--remount-cmd CMD] "
-	                "[--remount-every N] DIR_A DIR_B\n");
+	                "[--remount-every N]\n"
+	                "                 [--walk-every N] [--full-every K] [--small BYTES] "
+	                "[--dense] DIR_A DIR_B\n");
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/* A positive number from an option, else usage. */
+static long opt_num(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 0);
+	if (*s == 0 || *end || v <= 0)
+		usage();
+	return v;
+}
+
+static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	        {"remount-cmd", required_argument, NULL, 'r'},
 	        {"remount-every", required_argument, NULL, 'R'},
+	        {"walk-every", required_argument, NULL, 'W'},
+	        {"full-every", required_argument, NULL, 'F'},
+	        {"small", required_argument, NULL, 'S'},
+	        {"dense", no_argument, NULL, 'D'},
+	        {"progress", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	int c, i;
-	long remounts = 0, walks = 0;
-
-	if (argc == 1) {
-		printf("1..0 # SKIP needs two directories: run by tests/fuse/test_exerciser.sh\n");
-		return 0;
-	}
+	int c;
 	while ((c = getopt_long(argc, argv, "s:n:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -811,16 +1241,106 @@ int main(int argc, char **argv)
 			remount_cmd = optarg;
 			break;
 		case 'R':
-			remount_every = strtol(optarg, NULL, 0);
+			remount_every = opt_num(optarg);
+			break;
+		case 'W':
+			walk_every = opt_num(optarg);
+			break;
+		case 'F':
+			full_every = opt_num(optarg);
+			break;
+		case 'S':
+			small_size = opt_num(optarg);
+			break;
+		case 'D':
+			dense = 1;
+			break;
+		case 'P':
+			progress_every = opt_num(optarg);
 			break;
 		default:
 			usage();
 		}
 	}
-	if (argc - optind != 2 || remount_every <= 0)
+	if (argc - optind != 2)
 		usage();
 	dir_a = argv[optind];
 	dir_b = argv[optind + 1];
+}
+
+/* With --progress: a line on stderr every progress_every operations. */
+static void progress(double t0)
+{
+	static double last_t;
+	static long last_op;
+	double t = now();
+	if (!progress_every || (opno + 1) % progress_every)
+		return;
+	if (!last_t)
+		last_t = t0;
+	fprintf(stderr,
+	        "exerciser: seed %" PRIu64 ": %ld operations, %.0f ops/s (%.0f ops/s over the last "
+	        "%ld), %ld files in the last tree walk\n",
+	        seed, opno + 1, (opno + 1) / (t - t0), (opno + 1 - last_op) / (t - last_t),
+	        opno + 1 - last_op, walk_files);
+	last_t = t;
+	last_op = opno + 1;
+}
+
+/* Operation opno and its checks; now and then a tree walk or a remount. */
+static void step(double t0)
+{
+	int op = pick_op(), remount_now;
+	full_now = opno % full_every == 0;
+	phase(PH_OP);
+	do_op(op);
+	if (verbose)
+		fprintf(stderr, "%ld: %s\n", opno, opdesc);
+	phase(PH_CHECK);
+	check_touched();
+	if (opno % PRUNE_EVERY == PRUNE_EVERY - 1) {
+		phase(PH_OP);
+		snprintf(opdesc, sizeof(opdesc), "prune after op %ld", opno);
+		prune_tree("");
+	}
+	remount_now = remount_cmd && opno % remount_every == remount_every - 1;
+	if (opno % walk_every == walk_every - 1 && !remount_now)
+		walk("tree walk after op %ld", opno);
+	if (remount_now) {
+		remount();
+		remounts++;
+	}
+	progress(t0);
+}
+
+static void report(double elapsed)
+{
+	int i;
+	printf("seed %" PRIu64 ": %ld operations, %ld tree walks, %ld remounts, no divergence; "
+	       "%.1f s, %.0f ops/s\n",
+	       seed, nops, walks, remounts, elapsed, elapsed > 0 ? nops / elapsed : 0.0);
+	printf("  time:");
+	for (i = 0; i < PH_NR; i++)
+		printf(" %s %.1f s%s", phase_names[i], phase_time[i], i < PH_NR - 1 ? "," : ";");
+	printf(" read from A: operations %" PRIu64 " MiB, checks %" PRIu64 " MiB, walks %" PRIu64
+	       " MiB; %" PRIu64 " MiB of holes probed\n",
+	       bytes_read[PH_OP] / MIB, bytes_read[PH_CHECK] / MIB, bytes_read[PH_WALK] / MIB,
+	       bytes_skipped / MIB);
+	for (i = 0; i < OP_NR; i++)
+		printf("  %-10s %ld\n", opnames[i], stat_ops[i]);
+	printf("  %-10s %ld\n", "pruned", stat_pruned);
+}
+
+int main(int argc, char **argv)
+{
+	double t0;
+	int i;
+
+	if (argc == 1) {
+		printf("1..0 # SKIP needs two directories: run by tests/fuse/test_exerciser.sh\n");
+		return 0;
+	}
+	parse_args(argc, argv);
 	rng_state = seed;
 	buf_w = malloc(MAXIO);
 	buf_a = malloc(MAXIO);
@@ -828,31 +1348,15 @@ int main(int argc, char **argv)
 	if (!buf_w || !buf_a || !buf_b)
 		die("malloc");
 	umask(022);
-	snprintf(opdesc, sizeof(opdesc), "initial tree walk");
+	t0 = now();
 	opno = -1;
-	cmp_tree("");
-	for (opno = 0; opno < nops; opno++) {
-		int op = pick_op();
-		do_op(op);
-		if (verbose)
-			fprintf(stderr, "%ld: %s\n", opno, opdesc);
-		if (opno % 100 == 99) {
-			snprintf(opdesc, sizeof(opdesc), "tree walk after op %ld", opno);
-			cmp_tree("");
-			walks++;
-		}
-		if (remount_cmd && opno % remount_every == remount_every - 1) {
-			remount();
-			remounts++;
-		}
-	}
-	snprintf(opdesc, sizeof(opdesc), "final tree walk");
+	walk("initial tree walk");
+	for (opno = 0; opno < nops; opno++)
+		step(t0);
 	for (i = 0; i < NSLOTS; i++)
 		slot_close(&slots[i]);
-	cmp_tree("");
-	printf("seed %" PRIu64 ": %ld operations, %ld tree walks, %ld remounts, no divergence\n",
-	       seed, nops, walks, remounts);
-	for (i = 0; i < OP_NR; i++)
-		printf("  %-10s %ld\n", opnames[i], stat_ops[i]);
+	walk("final tree walk");
+	phase(PH_NONE);
+	report(now() - t0);
 	return 0;
 }

@@ -3,13 +3,29 @@
 # exerciser (tests/fuse/exerciser) applies one random sequence of writes,
 # holes, truncates, fallocate, renames, links, fsyncs... to a directory on
 # an arborfs mount and to one on the host file system, compares them after
-# every step, and unmounts and remounts arborfs every few hundred
-# operations.  Then "engine check" on the image must be clean.  Prints TAP;
-# skips without root, /dev/fuse or fusermount3.
+# every step, compares the whole trees every few hundred operations, and
+# unmounts and remounts arborfs every EXERCISER_REMOUNT_EVERY operations.
+# Then "engine check" on the image must be clean.  Prints TAP, with the
+# rate (operations per second) and where the time went as comments; skips
+# without root, /dev/fuse or fusermount3.
 #
 # ARBOR_TEST_SEED picks the first seed; ARBOR_TEST_SCALE multiplies the
-# operations per seed (1: a few thousand, under a minute; 100: a long run).
-# EXERCISER_OPS and EXERCISER_SEEDS override both.
+# operations per seed (1: 2,000 operations and 3 seeds, well under a
+# minute).  EXERCISER_OPS and EXERCISER_SEEDS override both.
+# EXERCISER_REMOUNT_EVERY (300) sets the remount period; EXERCISER_ARGS
+# adds exerciser options, for instance "--walk-every 100 --full-every 8"
+# (check more), "--dense" (read holes too) or "--progress 10000" (a rate
+# line on stderr every 10,000 operations, shown at the end).
+#
+# A long run, 10^6 operations on one seed (about 1,000 operations per
+# second on two cores: a quarter of an hour), from the build tree:
+#
+#   EXERCISER_OPS=1000000 EXERCISER_SEEDS=1 ARBOR_TEST_SEED=42 \
+#       make check TESTS=tests/fuse/test_exerciser.sh
+#
+# (a progress line every 50,000 operations is added by itself from 10^5
+# operations on).  A divergence prints the seed and operation and the
+# exerciser command that replays the sequence.
 
 # shellcheck source=tests/fuse/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,6 +44,11 @@ SEEDS=${EXERCISER_SEEDS:-3}
 # ARBOR_TEST_SCALE may be fractional (0.1 for a quick run)
 OPS=${EXERCISER_OPS:-$(awk -v s="$ARBOR_TEST_SCALE" 'BEGIN { n = int(2000 * s); print n < 100 ? 100 : n }')}
 REMOUNT_EVERY=${EXERCISER_REMOUNT_EVERY:-300}
+# word splitting wanted: options
+read -r -a EXTRA <<<"${EXERCISER_ARGS:-}"
+if [ "$OPS" -ge 100000 ]; then
+	EXTRA=(--progress 50000 "${EXTRA[@]}")
+fi
 HOST=$T/host
 PIDF=$T/arborfs.pid
 mkdir -p "$HOST"
@@ -43,27 +64,52 @@ cat >"$T/mountctl" <<EOF
 IMG='$IMG' MNT='$MNT' PIDF='$PIDF' DLOG='$DLOG' ARBORFS='$ARBORFS'
 EOF
 cat >>"$T/mountctl" <<'EOF'
+# Polls every 10 ms without a process per poll: a remount takes tens of
+# milliseconds, and there are thousands of them in a long run.
+exec {TICK}<> <(:)
+nap() {
+	read -r -t 0.01 -u "$TICK" _
+}
+# ST: the state letter in /proc/PID/stat, empty when PID is gone.
+proc_state() {
+	ST=
+	read -r ST 2>/dev/null <"/proc/$1/stat" || return 0
+	ST=${ST##*) }
+	ST=${ST%% *}
+}
+# whether $1 is a mount point (mountinfo escapes blanks and backslashes)
+mounted() {
+	local want=$1 mp _
+	want=${want//\\/\\134}
+	want=${want// /\\040}
+	want=${want//$'\t'/\\011}
+	want=${want//$'\n'/\\012}
+	while read -r _ _ _ _ mp _; do
+		[ "$mp" = "$want" ] && return 0
+	done </proc/self/mountinfo
+	return 1
+}
 stop() {
-	local pid i st
-	pid=$(cat "$PIDF")
+	local pid i
+	read -r pid <"$PIDF"
 	fusermount3 -u "$MNT" || return 1
-	for ((i = 0; i < 600; i++)); do
-		st=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		sleep 0.1
+	for ((i = 0; i < 6000; i++)); do
+		proc_state "$pid"
+		[ -z "$ST" ] || [ "$ST" = Z ] && break
+		nap
 	done
-	[ -z "$st" ] || [ "$st" = Z ] || { echo "mountctl: arborfs $pid still running" >&2; return 1; }
+	[ -z "$ST" ] || [ "$ST" = Z ] || { echo "mountctl: arborfs $pid still running" >&2; return 1; }
 	flock -w 60 "$IMG" true || { echo "mountctl: $IMG still locked" >&2; return 1; }
 }
 start() {
 	local i pid
-	setsid "$ARBORFS" "$IMG" "$MNT" -f </dev/null >>"$DLOG" 2>&1 &
+	setsid "$ARBORFS" "$IMG" "$MNT" -f </dev/null >>"$DLOG" 2>&1 {TICK}>&- &
 	pid=$!
 	echo "$pid" >"$PIDF"
-	for ((i = 0; i < 200; i++)); do
-		mountpoint -q "$MNT" && return 0
+	for ((i = 0; i < 2000; i++)); do
+		mounted "$MNT" && return 0
 		kill -0 "$pid" 2>/dev/null || { echo "mountctl: arborfs exited" >&2; return 1; }
-		sleep 0.1
+		nap
 	done
 	echo "mountctl: no mount after 20 s" >&2
 	return 1
@@ -92,16 +138,17 @@ fi
 afs_pid
 t_result 0 "mount the image"
 
-echo "# $SEEDS seeds from $ARBOR_TEST_SEED, $OPS operations each, remount every $REMOUNT_EVERY"
+echo "# $SEEDS seeds from $ARBOR_TEST_SEED, $OPS operations each, remount every $REMOUNT_EVERY${EXTRA[*]:+, options ${EXTRA[*]}}"
 for ((i = 0; i < SEEDS; i++)); do
 	seed=$((ARBOR_TEST_SEED + i))
 	mkdir -p "$MNT/s$seed" "$HOST/s$seed"
 	start=$(date +%s)
-	t_run "$EXERCISER" -s "$seed" -n "$OPS" --remount-every "$REMOUNT_EVERY" \
+	t_run "$EXERCISER" -s "$seed" -n "$OPS" --remount-every "$REMOUNT_EVERY" "${EXTRA[@]}" \
 		--remount-cmd "'$T/mountctl' remount 2>>'$DLOG'" "$MNT/s$seed" "$HOST/s$seed"
 	afs_pid
 	t_equal "seed $seed: $OPS operations, arborfs and the host agree" "$RC" 0
 	echo "# seed $seed: $(($(date +%s) - start)) s; $(head -n 1 "$OUT")"
+	sed -n 's/^ *time:/# seed '"$seed"':/p' "$OUT"
 	t_diag_file "$ERR"
 	if [ "$RC" -ne 0 ]; then
 		break
