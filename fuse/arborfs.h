@@ -50,6 +50,10 @@ struct afs {
 	bool debug;
 	unsigned commit_secs; /* 0: commit only on fsync and unmount */
 
+	/* for notifications to the kernel (ioctl.c) */
+	struct fuse_session *se;
+	bool single_thread; /* -s: no other thread serves requests */
+
 	/* the commit thread */
 	pthread_cond_t wake;
 	pthread_t committer;
@@ -121,5 +125,10 @@ void afs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void afs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                         struct fuse_file_info *fi);
 void afs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ioctl.c: the online channel of arbor/ioctl.h */
+void afs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                  struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+                  size_t out_bufsz);
 
 #endif

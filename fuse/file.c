@@ -37,12 +37,28 @@ static int open_truncate(struct afs *a, fuse_ino_t ino)
 	return afs_unlock(a, arb_vfs_setattr(a->fs, afs_ino(a, ino), &sa, NULL));
 }
 
+/* A file of a read-only subvolume (a snapshot made with -r) is not opened
+ * for writing: with the writeback cache a write(2) would succeed and its
+ * data fail later, at close or fsync, as an I/O error. */
+static int open_for_write(struct afs *a, fuse_ino_t ino)
+{
+	struct arb_subvol sv;
+	int ret;
+
+	afs_lock(a);
+	ret = arb_vfs_subvol_get(a->fs, arb_ino_subvol(afs_ino(a, ino)), &sv);
+	ret = afs_unlock(a, ret);
+	return ret ? ret : sv.readonly ? -EROFS : 0;
+}
+
 void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct afs *a = afs_req(req);
 	int ret = 0;
 
-	if (fi->flags & O_TRUNC)
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		ret = open_for_write(a, ino);
+	if (!ret && (fi->flags & O_TRUNC))
 		ret = open_truncate(a, ino);
 	if (ret) {
 		reply_err(req, ret);

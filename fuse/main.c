@@ -41,7 +41,7 @@ struct afs_opts {
 	char *image;
 	char *mountpoint;
 	char *commit; /* -o commit=N */
-	char *subvol; /* -o subvol=ID */
+	char *subvol; /* -o subvol=ID or subvol=PATH */
 	int nonopts;
 	bool ro, has_fsname, has_subtype, help, version, bad;
 };
@@ -88,7 +88,10 @@ static const char *const usage_text[] = {
         "",
         "Options:",
         OPTLINE("-o commit=N", "commit every N seconds (default 5; 0: only on fsync and unmount)"),
-        OPTLINE("-o subvol=ID", "mount the subvolume with tree id ID (default: the default one)"),
+        OPTLINE("-o subvol=ID|PATH",
+                "mount the subvolume with tree id ID, or the one at PATH (names of\n"
+                "            subvolumes and directories from the root of the default\n"
+                "            subvolume, e.g. snaps/monday); default: the default subvolume"),
         OPTLINE("-o ro", "mount read-only: nothing is written to IMAGE"),
         OPTLINE("-f", "stay in the foreground"),
         OPTLINE("-d", "print every FUSE request (implies -f)"),
@@ -200,19 +203,25 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
-static int check_values(const struct afs_opts *o, struct afs *a, uint64_t *subvol)
+/* What -o subvol= names: a tree id (0: the default subvolume), or a path
+ * resolved once the image is open. */
+struct subvol_spec {
+	uint64_t id;
+	const char *path;
+};
+
+static int check_values(const struct afs_opts *o, struct afs *a, struct subvol_spec *subvol)
 {
 	uint64_t v = AFS_DEFAULT_COMMIT;
 
 	if (o->commit && parse_u64(o->commit, UINT32_MAX, &v))
 		return usage_error("commit=%s: expected a number of seconds", o->commit);
 	a->commit_secs = (unsigned)v;
-	*subvol = 0;
-	if (o->subvol && parse_u64(o->subvol, UINT64_MAX, subvol))
-		return usage_error(
-		        "subvol=%s: expected a numeric subvolume (tree) id; subvolume names "
-		        "are not supported yet",
-		        o->subvol);
+	subvol->id = 0;
+	subvol->path = NULL;
+	/* a number is an id; a subvolume named by digits is "./123" */
+	if (o->subvol && parse_u64(o->subvol, UINT64_MAX, &subvol->id))
+		subvol->path = o->subvol;
 	return 0;
 }
 
@@ -286,6 +295,46 @@ static int open_dev(struct afs *a)
 	return ret;
 }
 
+/* Follow the names of path from the root of the default subvolume ("" and
+ * "." components are skipped); it must end at the root directory of a
+ * subvolume. */
+static int resolve_subvol_path(struct afs *a, const char *path, uint64_t *ret_id)
+{
+	char *copy = strdup(path), *save = NULL, *name;
+	arb_ino_t ino;
+	int ret;
+
+	if (!copy)
+		return -ENOMEM;
+	ret = arb_vfs_root(a->fs, 0, &ino);
+	if (ret)
+		error("%s: subvol=%s: no default subvolume to start from: %s", a->image, path,
+		      strerror(-ret));
+	for (name = strtok_r(copy, "/", &save); !ret && name; name = strtok_r(NULL, "/", &save)) {
+		struct arb_stat st;
+
+		if (strcmp(name, ".") == 0)
+			continue;
+		ret = arb_vfs_lookup(a->fs, ino, name, &st);
+		if (ret == -EINVAL)
+			error("%s: subvol=%s: '%s' is not a name that can be followed", a->image,
+			      path, name);
+		else if (ret)
+			error("%s: subvol=%s: cannot find '%s': %s", a->image, path, name,
+			      strerror(-ret));
+		else
+			ino = st.ino;
+	}
+	free(copy);
+	if (!ret && arb_ino_local(ino) != ARB_FIRST_INO) {
+		error("%s: subvol=%s: not a subvolume", a->image, path);
+		ret = -ENOTDIR;
+	}
+	if (!ret)
+		*ret_id = arb_ino_subvol(ino);
+	return ret;
+}
+
 static int find_root(struct afs *a, uint64_t subvol)
 {
 	int ret = arb_vfs_root(a->fs, subvol, &a->root);
@@ -317,8 +366,9 @@ static const char *open_reason(int err)
 }
 
 /* Everything that may refuse the mount.  Nothing is committed here. */
-static int open_image(struct afs *a, uint64_t subvol)
+static int open_image(struct afs *a, const struct subvol_spec *spec)
 {
+	uint64_t subvol = spec->id;
 	struct arb_open_opts opts = {.read_only = a->read_only, .msg = afs_core_msg, .msg_ctx = a};
 	uint64_t freed = 0;
 	int ret = open_dev(a);
@@ -330,7 +380,10 @@ static int open_image(struct afs *a, uint64_t subvol)
 		error("cannot open the filesystem on %s: %s", a->image, open_reason(ret));
 		return ret;
 	}
-	ret = find_root(a, subvol);
+	if (spec->path)
+		ret = resolve_subvol_path(a, spec->path, &subvol);
+	if (!ret)
+		ret = find_root(a, subvol);
 	if (!ret && !a->read_only) {
 		ret = arb_vfs_orphan_cleanup(a->fs, &freed);
 		if (ret)
@@ -445,7 +498,7 @@ static int run(struct fuse_args *args, struct afs_opts *o, struct afs *a)
 {
 	struct fuse_cmdline_opts c = {0};
 	struct fuse_session *se;
-	uint64_t subvol;
+	struct subvol_spec subvol;
 	int ret = parse_args(args, o);
 
 	if (ret >= 0)
@@ -460,10 +513,12 @@ static int run(struct fuse_args *args, struct afs_opts *o, struct afs *a)
 	if (add_defaults(args, o) || fuse_parse_cmdline(args, &c))
 		return EXIT_ERROR;
 	a->debug = c.debug;
+	a->single_thread = c.singlethread;
 	se = fuse_session_new(args, &afs_ops, sizeof(afs_ops), a);
+	a->se = se;
 	if (!se) {
 		ret = EXIT_USAGE; /* libfuse named the unknown option */
-	} else if (open_image(a, subvol)) {
+	} else if (open_image(a, &subvol)) {
 		fuse_session_destroy(se); /* never mounted: destroy is not called */
 		ret = EXIT_ERROR;
 	} else {

@@ -107,7 +107,9 @@ static void forget_one(struct afs *a, fuse_ino_t ino, uint64_t nlookup)
 	if (ino == FUSE_ROOT_ID)
 		return;
 	ret = afs_check(a, arb_vfs_forget(a->fs, ino, nlookup));
-	if (ret < 0 && ret != -EROFS)
+	/* -ENOENT: the count is given back, but the inode went with its
+	 * subvolume (deleted while the kernel still knew the inode) */
+	if (ret < 0 && ret != -EROFS && ret != -ENOENT)
 		afs_log(a, LOG_WARNING, "forget of inode %llu (%llu lookups) failed: %s",
 		        (unsigned long long)ino, (unsigned long long)nlookup, strerror(-ret));
 }
@@ -429,4 +431,5 @@ const struct fuse_lowlevel_ops afs_ops = {
         .readdirplus = afs_op_readdirplus,
         .releasedir = afs_op_releasedir,
         .fsyncdir = afs_op_fsyncdir,
+        .ioctl = afs_op_ioctl,
 };

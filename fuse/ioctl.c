@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ioctl.c - arborfs side of the online channel (arbor/ioctl.h): create,
+ * snapshot, delete and list subvolumes, set the default one, commit.
+ *
+ * The kernel passes these ioctls through without looking at them, so the
+ * daemon checks the caller's credentials (the FUSE request's uid, gid and
+ * supplementary groups) the way the kernel checks mode bits for a
+ * directory operation with default_permissions (no POSIX ACLs: this mount
+ * does not ask the kernel for them either):
+ *
+ *   create    write and search permission on the directory
+ *   snapshot  the same, and the caller owns the source subvolume's root
+ *             directory (btrfs: inode_owner_or_capable on the source)
+ *   delete    the same, and the caller owns the subvolume's root
+ *             directory (simpler than btrfs' user_subvol_rm_allowed)
+ *   set-default  root only
+ *   info, next, sync  anyone
+ *
+ * "Root" is uid 0 (the daemon cannot see the caller's capabilities).
+ * Denied permission is EACCES, denied ownership EPERM.  A read-only mount
+ * refuses every change with EROFS.  SET_DEFAULT reads the subvolume from
+ * args.id; unused fields, flags and reserved bytes must be zero (EINVAL),
+ * so that they can be given a meaning later.
+ *
+ * Changes are committed before the reply (a snapshot is durable when the
+ * command returns, as in btrfs), and the kernel's cached name is
+ * invalidated before the reply too, so that the caller's next lookup sees
+ * the new subvolume or misses the deleted one.
+ */
+#include "arborfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <syslog.h>
+
+#include "arbor/ioctl.h"
+#include "arbor_format.h"
+
+#define GROUPS_INLINE 32
+
+/* Who makes the request; supplementary groups are read when needed. */
+struct caller {
+	fuse_req_t req;
+	uid_t uid;
+	gid_t gid;
+	bool have_groups;
+	int ngroups;
+	gid_t *groups;
+	gid_t inline_groups[GROUPS_INLINE];
+};
+
+static void caller_init(struct caller *c, fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	memset(c, 0, sizeof(*c));
+	c->req = req;
+	c->uid = ctx->uid;
+	c->gid = ctx->gid;
+	c->groups = c->inline_groups;
+}
+
+static void caller_free(struct caller *c)
+{
+	if (c->groups != c->inline_groups)
+		free(c->groups);
+}
+
+/* fuse_req_getgroups reads /proc: when that fails (the caller is gone, or
+ * in another pid namespace) only the primary group counts, which can only
+ * deny more. */
+static void load_groups(struct caller *c)
+{
+	int n = fuse_req_getgroups(c->req, GROUPS_INLINE, c->inline_groups);
+
+	c->have_groups = true;
+	if (n > GROUPS_INLINE) {
+		gid_t *g = malloc((size_t)n * sizeof(*g));
+
+		if (g && fuse_req_getgroups(c->req, n, g) == n) {
+			c->groups = g;
+		} else {
+			free(g);
+			n = GROUPS_INLINE; /* the first ones, at least */
+		}
+	}
+	c->ngroups = n > 0 ? n : 0;
+}
+
+static bool in_group(struct caller *c, gid_t gid)
+{
+	if (c->gid == gid)
+		return true;
+	if (!c->have_groups)
+		load_groups(c);
+	for (int i = 0; i < c->ngroups; i++)
+		if (c->groups[i] == gid)
+			return true;
+	return false;
+}
+
+static bool is_root(const struct caller *c)
+{
+	return c->uid == 0;
+}
+
+/* Write and search permission on a directory, as generic_permission():
+ * the owner's bits for the owner, else the group's for a member, else the
+ * others'. */
+static int may_change_dir(struct caller *c, const struct arb_stat *dir)
+{
+	unsigned bits = dir->mode;
+
+	if (!S_ISDIR(dir->mode))
+		return -ENOTDIR;
+	if (is_root(c))
+		return 0;
+	if (c->uid == dir->uid)
+		bits >>= 6;
+	else if (in_group(c, dir->gid))
+		bits >>= 3;
+	return (bits & 3) == 3 ? 0 : -EACCES;
+}
+
+static int must_own(const struct caller *c, const struct arb_stat *st)
+{
+	return is_root(c) || c->uid == st->uid ? 0 : -EPERM;
+}
+
+/* ---- replies and notifications ---------------------------------------------------- */
+
+static void reply(fuse_req_t req, int ret, const void *out, size_t size)
+{
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_ioctl(req, 0, out, size);
+}
+
+/* Unlocked, before the reply: drop the kernel's dentry of parent/name (and
+ * the parent's cached attributes).  The kernel takes the parent's inode
+ * lock for this, which a lookup in that directory may hold while it waits
+ * for an answer: with -s no other thread would give it, so there the
+ * kernel is left to forget the name when it times out (AFS_TIMEOUT). */
+static void forget_name(struct afs *a, fuse_ino_t parent, const char *name)
+{
+	int ret;
+
+	if (!a->se || a->single_thread)
+		return;
+	/* the parent's attributes (link count, size, times) are stale
+	 * whether the kernel knows the name or not */
+	ret = fuse_lowlevel_notify_inval_inode(a->se, parent, -1, 0);
+	if (!ret || ret == -ENOENT)
+		ret = fuse_lowlevel_notify_inval_entry(a->se, parent, name, strlen(name));
+	if (ret && ret != -ENOENT && ret != -ENOSYS)
+		afs_log(a, LOG_WARNING, "cannot invalidate the kernel's entry '%s': %s", name,
+		        strerror(-ret));
+}
+
+/* ---- arguments ------------------------------------------------------------------------ */
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* NUL-terminated within the field, at most ARB_NAME_MAX bytes; the core
+ * checks the rest ('/', ".", "..", empty). */
+static int check_name(const struct arb_ioc_subvol_args *args)
+{
+	if (strnlen(args->name, sizeof(args->name)) == sizeof(args->name))
+		return -ENAMETOOLONG;
+	return afs_name_check(args->name);
+}
+
+static int check_args(const struct arb_ioc_subvol_args *args, uint32_t flags_allowed)
+{
+	if ((args->flags & ~flags_allowed) || !all_zero(args->reserved, sizeof(args->reserved)))
+		return -EINVAL;
+	return check_name(args);
+}
+
+/* ---- create, snapshot, delete --------------------------------------------------------- */
+
+/* Locked: may the caller add or remove a name in the directory the ioctl
+ * is made on? */
+static int dir_for_change(struct afs *a, struct caller *c, fuse_ino_t ino)
+{
+	struct arb_stat dir;
+	int ret = arb_vfs_getattr(a->fs, afs_ino(a, ino), &dir);
+
+	return ret ? ret : may_change_dir(c, &dir);
+}
+
+/* Locked: commit a change that succeeded. */
+static int commit_change(struct afs *a, int ret)
+{
+	return ret ? ret : afs_commit_locked(a);
+}
+
+static int do_create(struct afs *a, struct caller *c, fuse_ino_t ino,
+                     struct arb_ioc_subvol_args *args)
+{
+	struct arb_cred cred = {c->uid, c->gid};
+	struct arb_stat st;
+	int ret;
+
+	if (args->src_id || args->id)
+		return -EINVAL;
+	ret = dir_for_change(a, c, ino);
+	if (!ret)
+		ret = arb_vfs_subvol_make(a->fs, afs_ino(a, ino), args->name, args->mode & 07777,
+		                          &cred, &st);
+	if (!ret)
+		args->id = arb_ino_subvol(st.ino);
+	return commit_change(a, ret);
+}
+
+static int do_snapshot(struct afs *a, struct caller *c, fuse_ino_t ino,
+                       struct arb_ioc_subvol_args *args)
+{
+	unsigned flags = args->flags & ARB_IOC_RDONLY ? ARB_SNAPSHOT_RDONLY : 0;
+	struct arb_stat src, st;
+	arb_ino_t src_root;
+	int ret;
+
+	if (args->id || args->mode)
+		return -EINVAL;
+	if (args->src_id < ARB_FIRST_USER_TREE)
+		return -ENOENT; /* 0 is not "the default" here */
+	ret = arb_vfs_root(a->fs, args->src_id, &src_root);
+	if (!ret)
+		ret = arb_vfs_getattr(a->fs, src_root, &src);
+	if (!ret)
+		ret = dir_for_change(a, c, ino);
+	if (!ret)
+		ret = must_own(c, &src);
+	if (!ret)
+		ret = arb_vfs_snapshot(a->fs, args->src_id, afs_ino(a, ino), args->name, flags,
+		                       &st);
+	if (!ret)
+		args->id = arb_ino_subvol(st.ino);
+	return commit_change(a, ret);
+}
+
+/* The subvolume linked as dir/name: its root's attributes and id. */
+static int find_link(struct afs *a, fuse_ino_t ino, const char *name, struct arb_stat *root,
+                     uint64_t *ret_id)
+{
+	arb_ino_t dir = afs_ino(a, ino);
+	int ret = arb_vfs_lookup(a->fs, dir, name, root);
+
+	if (ret)
+		return ret;
+	if (arb_ino_local(root->ino) != ARB_FIRST_INO ||
+	    arb_ino_subvol(root->ino) == arb_ino_subvol(dir))
+		return -ENOTTY; /* as arb_vfs_subvol_delete: not a subvolume */
+	*ret_id = arb_ino_subvol(root->ino);
+	return 0;
+}
+
+static int do_delete(struct afs *a, struct caller *c, fuse_ino_t ino,
+                     struct arb_ioc_subvol_args *args)
+{
+	struct arb_stat root;
+	uint64_t id = 0;
+	int ret;
+
+	if (args->src_id || args->id || args->mode)
+		return -EINVAL;
+	ret = dir_for_change(a, c, ino);
+	if (!ret)
+		ret = find_link(a, ino, args->name, &root, &id);
+	if (!ret)
+		ret = must_own(c, &root);
+	/* never reachable through a name in this mount today, but the
+	 * kernel's root must never lose its inodes */
+	if (!ret && id == arb_ino_subvol(a->root))
+		ret = -EBUSY;
+	if (!ret)
+		ret = arb_vfs_subvol_delete(a->fs, afs_ino(a, ino), args->name);
+	return commit_change(a, ret);
+}
+
+typedef int (*change_fn)(struct afs *a, struct caller *c, fuse_ino_t ino,
+                         struct arb_ioc_subvol_args *args);
+
+/* create, snapshot and delete: check, change and commit under the lock,
+ * then let the kernel forget the name, then reply (with the new id for
+ * create and snapshot). */
+static void ioc_change(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const void *in_buf,
+                       change_fn fn, uint32_t flags_allowed)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_subvol_args args;
+	struct caller c;
+	int ret;
+
+	memcpy(&args, in_buf, sizeof(args));
+	ret = check_args(&args, flags_allowed);
+	if (!ret && a->read_only)
+		ret = -EROFS;
+	if (ret) {
+		reply(req, ret, NULL, 0);
+		return;
+	}
+	caller_init(&c, req);
+	afs_lock(a);
+	ret = afs_unlock(a, fn(a, &c, ino, &args));
+	caller_free(&c);
+	if (!ret)
+		forget_name(a, ino, args.name);
+	reply(req, ret, &args, _IOC_DIR(cmd) & _IOC_READ ? sizeof(args) : 0);
+}
+
+/* ---- set-default and sync -------------------------------------------------------------- */
+
+static void ioc_set_default(fuse_req_t req, const void *in_buf)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_subvol_args args;
+	int ret = 0;
+
+	memcpy(&args, in_buf, sizeof(args));
+	if (args.src_id || args.flags || args.mode || args.name[0] ||
+	    !all_zero(args.reserved, sizeof(args.reserved)))
+		ret = -EINVAL;
+	else if (a->read_only)
+		ret = -EROFS;
+	else if (fuse_req_ctx(req)->uid != 0)
+		ret = -EPERM;
+	if (!ret) {
+		afs_lock(a);
+		ret = arb_vfs_subvol_set_default(a->fs, args.id);
+		ret = afs_unlock(a, commit_change(a, ret));
+	}
+	reply(req, ret, NULL, 0);
+}
+
+static void ioc_sync(fuse_req_t req)
+{
+	struct afs *a = afs_req(req);
+	int ret;
+
+	afs_lock(a);
+	ret = afs_unlock(a, afs_commit_locked(a));
+	reply(req, ret, NULL, 0);
+}
+
+/* ---- info and list ---------------------------------------------------------------------- */
+
+static void fill_info(const struct afs *a, const struct arb_subvol *sv,
+                      struct arb_ioc_subvol_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = sv->id;
+	info->parent_id = sv->parent_id;
+	info->dirid = sv->dirid;
+	info->source_id = sv->source_id;
+	info->create_gen = sv->create_gen;
+	info->generation = sv->generation;
+	info->ctime_sec = (uint64_t)sv->ctime.tv_sec;
+	info->ctime_nsec = (uint32_t)sv->ctime.tv_nsec;
+	info->flags = (sv->readonly ? ARB_IOC_RDONLY : 0) | (sv->is_default ? ARB_IOC_DEFAULT : 0) |
+	              (sv->id == arb_ino_subvol(a->root) ? ARB_IOC_MOUNTED : 0);
+	memcpy(info->uuid, sv->uuid, sizeof(info->uuid));
+	memcpy(info->parent_uuid, sv->parent_uuid, sizeof(info->parent_uuid));
+	_Static_assert(sizeof(info->name) == sizeof(sv->name), "name sizes");
+	memcpy(info->name, sv->name, sizeof(info->name));
+}
+
+/* The first subvolume with an id >= from. */
+struct next_ctx {
+	uint64_t from;
+	struct arb_subvol sv;
+	bool found;
+};
+
+static int next_fn(void *ctx, const struct arb_subvol *sv)
+{
+	struct next_ctx *n = ctx;
+
+	if (sv->id < n->from)
+		return 0;
+	n->sv = *sv;
+	n->found = true;
+	return 1;
+}
+
+static int find_next(struct afs *a, uint64_t from, struct arb_subvol *sv)
+{
+	struct next_ctx n = {.from = from};
+	int ret = arb_vfs_subvol_list(a->fs, next_fn, &n);
+
+	if (!ret && !n.found)
+		ret = -ENOENT;
+	if (!ret)
+		*sv = n.sv;
+	return ret;
+}
+
+static void ioc_info(fuse_req_t req, const void *in_buf, bool next)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_subvol_info info;
+	struct arb_subvol sv;
+	int ret;
+
+	memcpy(&info, in_buf, sizeof(info));
+	afs_lock(a);
+	if (next)
+		ret = find_next(a, info.id, &sv);
+	else
+		ret = arb_vfs_subvol_get(a->fs, info.id, &sv);
+	if (!ret)
+		fill_info(a, &sv, &info);
+	ret = afs_unlock(a, ret);
+	reply(req, ret, &info, sizeof(info));
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+/* Only our own commands, on a directory, from a native caller, with the
+ * argument size the command encodes (the kernel copies exactly that for
+ * restricted ioctls; anything else is not one of ours). */
+static int check_cmd(unsigned int cmd, unsigned flags, size_t in_bufsz, size_t out_bufsz)
+{
+	size_t size = _IOC_SIZE(cmd);
+
+	switch (cmd) {
+	case ARB_IOC_SUBVOL_CREATE:
+	case ARB_IOC_SNAPSHOT:
+	case ARB_IOC_SUBVOL_DELETE:
+	case ARB_IOC_SUBVOL_INFO:
+	case ARB_IOC_SUBVOL_NEXT:
+	case ARB_IOC_SET_DEFAULT:
+	case ARB_IOC_SYNC:
+		break;
+	default:
+		return -ENOTTY;
+	}
+	if ((flags & FUSE_IOCTL_COMPAT) || !(flags & FUSE_IOCTL_DIR))
+		return -ENOTTY;
+	if (in_bufsz != (_IOC_DIR(cmd) & _IOC_WRITE ? size : 0))
+		return -EINVAL;
+	if (out_bufsz < (_IOC_DIR(cmd) & _IOC_READ ? size : 0))
+		return -EINVAL;
+	return 0;
+}
+
+void afs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                  struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+                  size_t out_bufsz)
+{
+	int ret = check_cmd(cmd, flags, in_bufsz, out_bufsz);
+
+	(void)arg;
+	(void)fi;
+	if (ret) {
+		reply(req, ret, NULL, 0);
+		return;
+	}
+	switch (cmd) {
+	case ARB_IOC_SUBVOL_CREATE:
+		ioc_change(req, ino, cmd, in_buf, do_create, 0);
+		break;
+	case ARB_IOC_SNAPSHOT:
+		ioc_change(req, ino, cmd, in_buf, do_snapshot, ARB_IOC_RDONLY);
+		break;
+	case ARB_IOC_SUBVOL_DELETE:
+		ioc_change(req, ino, cmd, in_buf, do_delete, 0);
+		break;
+	case ARB_IOC_SUBVOL_INFO:
+	case ARB_IOC_SUBVOL_NEXT:
+		ioc_info(req, in_buf, cmd == ARB_IOC_SUBVOL_NEXT);
+		break;
+	case ARB_IOC_SET_DEFAULT:
+		ioc_set_default(req, in_buf);
+		break;
+	default:
+		ioc_sync(req);
+		break;
+	}
+}
