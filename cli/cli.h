@@ -68,6 +68,9 @@ extern const struct cmd_struct cmd_struct_rmdir;
 extern const struct cmd_struct cmd_struct_ln;
 extern const struct cmd_struct cmd_struct_mv;
 extern const struct cmd_struct cmd_struct_xattr;
+/* subvolumes and snapshots: subvol.c */
+extern const struct cmd_struct cmd_struct_subvolume;
+extern const struct cmd_struct cmd_struct_snapshot;
 
 /* Global options (before the command). */
 struct cli_globals {
