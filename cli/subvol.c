@@ -569,7 +569,7 @@ static int off_new_place(struct sv_ctx *c, const char *path, struct cli_place *p
 static int off_create(struct sv_ctx *c, const char *path, uint32_t perm, uint64_t *ret_id)
 {
 	struct cli_place pl;
-	struct arb_stat st;
+	struct arb_stat st = {0};
 	int ret = off_new_place(c, path, &pl);
 
 	if (!ret)
@@ -583,7 +583,7 @@ static int off_snapshot(struct sv_ctx *c, uint64_t src, const char *path, bool r
                         uint64_t *ret_id)
 {
 	struct cli_place pl;
-	struct arb_stat st;
+	struct arb_stat st = {0};
 	int ret = off_new_place(c, path, &pl);
 
 	if (!ret)

@@ -258,7 +258,8 @@ static int add_entry(struct differ *d, char kind, const char *path)
 		free(p);
 		return -ENOMEM;
 	}
-	d->ent[d->nent++] = (struct entry){kind, p};
+	d->ent[d->nent].kind = kind;
+	d->ent[d->nent++].path = p;
 	return 0;
 }
 

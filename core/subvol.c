@@ -385,7 +385,7 @@ int arb_vfs_rollback(struct arb_fs *fs, arb_ino_t dir, const char *name, uint64_
 	struct arb_key k;
 	uint8_t rec[sizeof(struct arb_root_ref) + ARB_NAME_MAX];
 	size_t nlen, klen = 0;
-	uint64_t old, index, id, def = 0;
+	uint64_t old = 0, index = 0, id = 0, def = 0;
 	uint32_t len;
 	int err = arb_check_mutable(fs);
 

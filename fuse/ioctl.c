@@ -211,7 +211,7 @@ static int do_create(struct afs *a, struct caller *c, fuse_ino_t ino,
                      struct arb_ioc_subvol_args *args)
 {
 	struct arb_cred cred = {c->uid, c->gid};
-	struct arb_stat st;
+	struct arb_stat st = {0};
 	int ret;
 
 	if (args->src_id || args->id)
@@ -229,7 +229,7 @@ static int do_snapshot(struct afs *a, struct caller *c, fuse_ino_t ino,
                        struct arb_ioc_subvol_args *args)
 {
 	unsigned flags = args->flags & ARB_IOC_RDONLY ? ARB_SNAPSHOT_RDONLY : 0;
-	struct arb_stat src, st;
+	struct arb_stat src, st = {0};
 	arb_ino_t src_root;
 	int ret;
 
