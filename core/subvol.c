@@ -262,6 +262,16 @@ static int drop_nested_links(struct arb_fs *fs, uint64_t src, struct arb_tree *s
 	return ret;
 }
 
+/* An O(1) copy of subvolume src, without the links of its nested ones. */
+static int clone_subvol(struct arb_fs *fs, uint64_t src, uint64_t *ret_id, struct arb_tree **ret)
+{
+	int err = arb_tree_clone(fs, src, ret_id);
+
+	if (!err)
+		err = arb_tree_get(fs, *ret_id, ret);
+	return err ? err : drop_nested_links(fs, src, *ret);
+}
+
 int arb_vfs_snapshot(struct arb_fs *fs, uint64_t src_id, arb_ino_t dir, const char *name,
                      unsigned flags, struct arb_stat *st)
 {
@@ -284,11 +294,7 @@ int arb_vfs_snapshot(struct arb_fs *fs, uint64_t src_id, arb_ino_t dir, const ch
 	if (err)
 		return err;
 	/* clone first: the link below is not part of the snapshot */
-	err = arb_tree_clone(fs, src_id, &id);
-	if (!err)
-		err = arb_tree_get(fs, id, &snap);
-	if (!err)
-		err = drop_nested_links(fs, src_id, snap);
+	err = clone_subvol(fs, src_id, &id, &snap);
 	if (!err && (flags & ARB_SNAPSHOT_RDONLY)) {
 		snap->item.flags = htole64(le64toh(snap->item.flags) | ARB_ROOT_RDONLY);
 		snap->item_dirty = true;
@@ -407,11 +413,7 @@ int arb_vfs_rollback(struct arb_fs *fs, arb_ino_t dir, const char *name, uint64_
 		err = vfs_reserve(fs, 256ull * fs->node_sectors, false);
 	if (err)
 		return err;
-	err = arb_tree_clone(fs, snap_id, &id);
-	if (!err)
-		err = arb_tree_get(fs, id, &t);
-	if (!err)
-		err = drop_nested_links(fs, snap_id, t);
+	err = clone_subvol(fs, snap_id, &id, &t);
 	if (!err)
 		err = vnode_get(fs, dir, &d);
 	if (!err)
