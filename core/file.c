@@ -1119,8 +1119,9 @@ int file_log_apply(struct vnode *v, uint64_t off, uint64_t len, const void *item
 	struct fext e;
 	int err = 0;
 
-	if (off % ARB_SECTOR_SIZE || len % ARB_SECTOR_SIZE || !len)
-		return -EUCLEAN;
+	if (off % ARB_SECTOR_SIZE || len % ARB_SECTOR_SIZE || !len || len > ARB_MAX_FILE_SIZE ||
+	    off > ARB_MAX_FILE_SIZE - len || !S_ISREG(v->mode))
+		return -EUCLEAN; /* a logged range is sector-aligned, in a regular file */
 	if (item)
 		err = log_item(off, len, item, item_len, &e);
 	if (!err)

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "arbor/crc32c.h"
 #include "log.h"
@@ -567,8 +568,15 @@ static int apply_cb(struct replay *rp, const struct arb_log_rec *r, const uint8_
 	err = vnode_get(rp->fs, arb_ino_make(tree, local), &v);
 	if (err)
 		return err == -ENOENT ? -EUCLEAN : err;
+	if (!S_ISREG(v.mode))
+		return -EUCLEAN; /* only regular files are logged */
 	if (r->type == ARB_LOG_INODE) {
 		struct arb_key k = {local, ARB_INODE_ITEM_KEY, 0};
+		struct arb_inode_item item;
+
+		memcpy(&item, payload, sizeof(item));
+		if (!S_ISREG(le32toh(item.mode)))
+			return -EUCLEAN;
 
 		return arb_put(v.t, &k, payload, le32toh(r->len));
 	}

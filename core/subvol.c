@@ -207,6 +207,18 @@ static int subvol_stat(struct arb_fs *fs, uint64_t id, struct arb_stat *st)
 	return st ? arb_vfs_getattr(fs, arb_ino_make(id, ARB_FIRST_INO), st) : 0;
 }
 
+/* The directory that is to receive a new subvolume link, with room for
+ * the operation; nothing changed yet. */
+static int prepare_link(struct arb_fs *fs, arb_ino_t dir, const char *name, size_t *nlen,
+                        struct vnode *d)
+{
+	int err = dir_for_new_name(fs, dir, name, nlen, d);
+
+	if (!err && d->nlink >= ARB_LINK_MAX)
+		err = -EMLINK;
+	return err ? err : vfs_reserve(fs, 128ull * fs->node_sectors, false);
+}
+
 int arb_vfs_subvol_make(struct arb_fs *fs, arb_ino_t dir, const char *name, uint32_t perm,
                         const struct arb_cred *cred, struct arb_stat *st)
 {
@@ -216,11 +228,7 @@ int arb_vfs_subvol_make(struct arb_fs *fs, arb_ino_t dir, const char *name, uint
 	int err = arb_check_mutable(fs);
 
 	if (!err)
-		err = dir_for_new_name(fs, dir, name, &nlen, &d);
-	if (!err && d.nlink >= ARB_LINK_MAX)
-		err = -EMLINK;
-	if (!err)
-		err = vfs_reserve(fs, 128ull * fs->node_sectors, false);
+		err = prepare_link(fs, dir, name, &nlen, &d);
 	if (err)
 		return err;
 	err = arb_vfs_subvol_create(fs, perm, cred, &id);
@@ -286,11 +294,7 @@ int arb_vfs_snapshot(struct arb_fs *fs, uint64_t src_id, arb_ino_t dir, const ch
 	if (!err)
 		err = src_id >= ARB_FIRST_USER_TREE ? arb_tree_get(fs, src_id, &src) : -ENOENT;
 	if (!err)
-		err = dir_for_new_name(fs, dir, name, &nlen, &d);
-	if (!err && d.nlink >= ARB_LINK_MAX)
-		err = -EMLINK;
-	if (!err)
-		err = vfs_reserve(fs, 128ull * fs->node_sectors, false);
+		err = prepare_link(fs, dir, name, &nlen, &d);
 	if (err)
 		return err;
 	/* clone first: the link below is not part of the snapshot */
