@@ -7,6 +7,7 @@
 #include "arborfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,6 +154,15 @@ void afs_committer_stop(struct afs *a)
 }
 
 /* ---- node ids, names, attributes, entries -------------------------------------- */
+
+void afs_open_handle(struct afs *a, struct fuse_file_info *fi)
+{
+	fi->fh = 0;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fi->fh = AFS_FH_WRITER;
+		atomic_fetch_add(&a->writers, 1);
+	}
+}
 
 arb_ino_t afs_ino(const struct afs *a, fuse_ino_t ino)
 {

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -52,7 +53,8 @@ struct afs {
 
 	/* for notifications to the kernel (ioctl.c) */
 	struct fuse_session *se;
-	bool single_thread; /* -s: no other thread serves requests */
+	bool single_thread;  /* -s: no other thread serves requests */
+	atomic_uint writers; /* file handles open for writing */
 
 	/* the commit thread */
 	pthread_cond_t wake;
@@ -85,6 +87,11 @@ void afs_committer_stop(struct afs *a);
 arb_ino_t afs_ino(const struct afs *a, fuse_ino_t ino);
 fuse_ino_t afs_nodeid(const struct afs *a, arb_ino_t ino);
 int afs_name_check(const char *name);
+
+/* fi->fh of an open file: AFS_FH_WRITER if it may write (counted in
+ * afs.writers until release) */
+#define AFS_FH_WRITER 1u
+void afs_open_handle(struct afs *a, struct fuse_file_info *fi);
 
 void afs_stat(const struct arb_stat *ast, struct stat *st);
 /* Locked: fill an entry and count the lookup its reply makes. */

@@ -3,7 +3,8 @@
  * file.c - arborfs file operations: open, read, write, fsync, fallocate,
  * SEEK_DATA/SEEK_HOLE, and statfs.
  *
- * I/O is stateless (the inode names the file; fi->fh is unused).  With the
+ * I/O is stateless (the inode names the file; fi->fh only says whether the
+ * file was opened for writing, see afs_op_lseek).  With the
  * writeback cache the kernel merges writes, handles O_APPEND and keeps
  * mtime/ctime itself (sending them with setattr); fsync reaches the daemon
  * after the kernel has written its dirty pages, and commits.
@@ -64,7 +65,7 @@ void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, ret);
 		return;
 	}
-	fi->fh = 0;
+	afs_open_handle(a, fi);
 	fuse_reply_open(req, fi);
 }
 
@@ -77,8 +78,11 @@ void afs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void afs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct afs *a = afs_req(req);
+
 	(void)ino;
-	(void)fi;
+	if (fi->fh & AFS_FH_WRITER)
+		atomic_fetch_sub(&a->writers, 1);
 	fuse_reply_err(req, 0);
 }
 
@@ -216,6 +220,18 @@ void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	reply_err(req, ret);
 }
 
+/* The kernel does not write back its dirty pages before it asks for
+ * SEEK_DATA/SEEK_HOLE, so the data of a write(2) that is still in its
+ * writeback cache would look like a hole.  While any file is open for
+ * writing, invalidating the inode's pages first makes the kernel write the
+ * dirty ones back (as WRITE requests that other threads serve) before the
+ * map is read.  Not with -s: the only thread would wait for itself. */
+static void write_back_kernel_pages(struct afs *a, fuse_ino_t ino)
+{
+	if (atomic_load(&a->writers) > 0 && a->se && !a->single_thread)
+		fuse_lowlevel_notify_inval_inode(a->se, ino, 0, 0);
+}
+
 /* Only SEEK_DATA and SEEK_HOLE come here; the kernel does the others. */
 void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
@@ -228,6 +244,8 @@ void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 		ret = -EINVAL;
 	else if (off < 0)
 		ret = -ENXIO;
+	if (!ret)
+		write_back_kernel_pages(a, ino);
 	if (!ret) {
 		afs_lock(a);
 		ret = arb_vfs_lseek(a->fs, afs_ino(a, ino), (uint64_t)off, whence, &pos);

@@ -313,7 +313,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_err(req, ret);
 		return;
 	}
-	fi->fh = 0;
+	afs_open_handle(afs_req(req), fi);
 	if (fuse_reply_create(req, &e, fi))
 		afs_unref(afs_req(req), e.ino);
 }

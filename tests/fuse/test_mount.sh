@@ -177,6 +177,15 @@ import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 print(os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 0, os.SEEK_HOLE))' "$m/sparse")" \
 			"$((off / 4096 * 4096)) 0"
+		# the data of this write is still in the kernel's writeback cache
+		t_equal "SEEK_DATA/SEEK_HOLE see data not yet written back" "$(python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.pwrite(fd, b"x" * 8192, 1 << 20)
+other = os.open(sys.argv[1], os.O_RDONLY)
+print(os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 1 << 20, os.SEEK_HOLE),
+      os.lseek(other, 0, os.SEEK_DATA), os.lseek(other, 1 << 20, os.SEEK_HOLE))' "$m/unflushed")" \
+			"1048576 1056768 1048576 1056768"
 	else
 		t_skip "python3 not installed"
 	fi
