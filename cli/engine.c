@@ -552,6 +552,7 @@ static void print_report(const struct arb_check_report *r)
 	printf("missing         %" PRIu64 "\n", r->missing);
 	printf("used mismatch   %" PRIu64 "\n", r->used_mismatch);
 	printf("tree totals     %" PRIu64 "\n", r->tree_totals);
+	printf("being freed     %" PRIu64 "\n", r->dropping);
 }
 
 static int check_fs(struct cli_fs *cfs, void *arg)

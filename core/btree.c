@@ -270,37 +270,107 @@ static int release_node(struct arb_fs *fs, struct arb_node *n)
 	return arb_sm_defer(&fs->sm, bytenr, fs->node_sectors);
 }
 
-int arb_tree_drop_ref(struct arb_fs *fs, struct arb_tree *t, const struct arb_ptr *ptr)
+/*
+ * Dropping a deleted tree in steps (ARB_ROOT_DROPPING in arbor_format.h):
+ * the tree never changes again, so a key cursor says how far the walk
+ * got.  A subtree whose range ends at or before the cursor has given its
+ * references back; one that starts at or after it is untouched; a node
+ * whose range straddles it was found held by this tree alone (count 1:
+ * no one else can take a reference to a dead tree's node) and is freed
+ * after its last child.  A shared subtree gives back one count and is not
+ * entered; a leaf goes in one piece, with its data extents.
+ */
+struct drop_walk {
+	struct arb_fs *fs;
+	struct arb_tree *t;
+	struct arb_key *cursor;
+	uint64_t budget; /* nodes it may still take up */
+	bool done;       /* the root is gone */
+};
+
+static void drop_advance(struct drop_walk *w, const struct arb_key *hi)
 {
-	uint32_t count = arb_sm_get(&fs->sm, ptr->bytenr);
+	if (hi)
+		*w->cursor = *hi;
+	else
+		w->done = true;
+}
+
+static int drop_children(struct drop_walk *w, const uint8_t *buf, const struct arb_key *hi);
+
+/* 0: the subtree is gone (the cursor is at hi), 1: the budget ran out,
+ * or -errno.  fresh: the subtree starts at or after the cursor. */
+static int drop_subtree(struct drop_walk *w, const struct arb_ptr *ptr, const struct arb_key *hi,
+                        bool fresh)
+{
+	struct arb_fs *fs = w->fs;
 	struct arb_node *n;
 	int err;
 
-	if (count == 0) {
-		arb_msgf(fs, ARB_MSG_ERR, "node %llu: dropping a reference it does not have",
-		         (unsigned long long)ptr->bytenr);
-		return -EUCLEAN;
+	if (fresh) {
+		if (w->budget == 0)
+			return 1;
+		w->budget--;
+		if (arb_sm_get(&fs->sm, ptr->bytenr) > 1) {
+			err = arb_sm_add(&fs->sm, ptr->bytenr, fs->node_sectors, -1);
+			if (!err)
+				drop_advance(w, hi);
+			return err;
+		}
 	}
-	if (count > 1) /* still shared: the other owners keep the subtree */
-		return arb_sm_add(&fs->sm, ptr->bytenr, fs->node_sectors, -1);
 	err = read_node_ex(fs, ptr, false, &n);
 	if (err)
 		return err;
-	if (node_level(n->buf) > 0) {
-		for (uint32_t i = 0; i < node_nritems(n->buf) && !err; i++) {
-			struct arb_ptr cp;
-
-			child_ptr(n->buf, i, &cp);
-			err = arb_tree_drop_ref(fs, t, &cp);
-		}
-	} else {
-		err = ref_children(t, n->buf, -1);
-	}
+	if (node_level(n->buf) == 0)
+		err = ref_children(w->t, n->buf, -1);
+	else
+		err = drop_children(w, n->buf, hi);
 	if (err) {
 		arb_cache_unpin(&fs->cache, n);
 		return err;
 	}
-	return release_node(fs, n);
+	err = release_node(fs, n);
+	if (!err)
+		drop_advance(w, hi);
+	return err;
+}
+
+static int drop_children(struct drop_walk *w, const uint8_t *buf, const struct arb_key *hi)
+{
+	uint32_t nr = node_nritems(buf);
+
+	for (uint32_t i = 0; i < nr; i++) {
+		struct arb_key lo, next;
+		const struct arb_key *child_hi = hi;
+		struct arb_ptr cp;
+
+		if (i + 1 < nr) {
+			arb_key_from_disk(node_dkey(buf, i + 1), &next);
+			child_hi = &next;
+		}
+		if (child_hi && arb_key_cmp(child_hi, w->cursor) <= 0)
+			continue; /* given back in an earlier step */
+		arb_key_from_disk(node_dkey(buf, i), &lo);
+		child_ptr(buf, i, &cp);
+		int r = drop_subtree(w, &cp, child_hi, arb_key_cmp(&lo, w->cursor) >= 0);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int arb_tree_drop_some(struct arb_tree *t, struct arb_key *cursor, uint64_t *budget)
+{
+	struct drop_walk w = {t->fs, t, cursor, *budget, false};
+	static const struct arb_key start = {0, 0, 0};
+	int r = drop_subtree(&w, &t->root, NULL, arb_key_cmp(cursor, &start) == 0);
+
+	*budget = w.budget;
+	t->modseq++;
+	if (r < 0)
+		return r;
+	return w.done ? 1 : 0;
 }
 
 /* ---- allocation and shadowing ------------------------------------------- */
@@ -1081,6 +1151,22 @@ static int cmp_level_addr(const void *a, const void *b)
 	return x->bytenr < y->bytenr ? -1 : x->bytenr > y->bytenr;
 }
 
+/* A node of a tree being dropped, written in this transaction, can still
+ * point to children the dropper gave back (never the last one: the node
+ * goes with it).  Those pointers are never followed again. */
+static bool child_given_back(struct arb_fs *fs, const uint8_t *buf, uint32_t i)
+{
+	struct arb_tree *t;
+	struct arb_key cursor, next;
+
+	if (i + 1 >= node_nritems(buf) || arb_tree_get_any(fs, node_owner(buf), &t) ||
+	    !arb_tree_dropping(t))
+		return false;
+	arb_key_from_disk(&t->item.drop_key, &cursor);
+	arb_key_from_disk(node_dkey(buf, i + 1), &next);
+	return arb_key_cmp(&next, &cursor) <= 0;
+}
+
 /* Store the checksums of a node's children written in this transaction. */
 static int fill_child_csums(struct arb_fs *fs, struct arb_node *n)
 {
@@ -1091,6 +1177,8 @@ static int fill_child_csums(struct arb_fs *fs, struct arb_node *n)
 			continue;
 		struct arb_node *c = arb_cache_get(&fs->cache, le64toh(kp->bytenr));
 
+		if (!c && child_given_back(fs, n->buf, i))
+			continue;
 		if (!c || !c->finalized) {
 			if (c)
 				arb_cache_unpin(&fs->cache, c);

@@ -33,6 +33,9 @@ struct checker {
 	uint32_t **expect;      /* per space-map chunk, lazily allocated */
 	struct memo_slot *memo; /* subtotals of nodes seen, for shared subtrees */
 	size_t memo_cap, memo_used;
+	/* a dropping tree's cursor: subtrees whose range ends at or before it
+	 * were given back (ARB_ROOT_DROPPING in arbor_format.h) */
+	const struct arb_key *drop_cursor;
 };
 
 static struct memo_slot *memo_slot(struct memo_slot *v, size_t cap, uint64_t bytenr)
@@ -154,9 +157,37 @@ static int count_leaf_extents(struct checker *c, const uint8_t *leaf, struct sub
 	return 0;
 }
 
-/* Count the references of a subtree and add what it holds to *sum. */
 static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
-                 uint32_t pslot, bool user, struct subtotal *sum)
+                 uint32_t pslot, const struct arb_key *hi, bool user, struct subtotal *sum);
+
+/* The children of node buf, whose range ends at hi (NULL: no end). */
+static int visit_children(struct checker *c, const uint8_t *buf, const struct arb_key *hi,
+                          bool user, struct subtotal *sum)
+{
+	int err = 0;
+
+	for (uint32_t i = 0; i < node_nritems(buf) && !err; i++) {
+		const struct arb_key_ptr *kp = node_ckptr(buf, i);
+		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
+		                     le64toh(kp->csum), (uint8_t)(node_level(buf) - 1)};
+		struct arb_key next;
+		const struct arb_key *child_hi = hi;
+
+		if (i + 1 < node_nritems(buf)) {
+			arb_key_from_disk(node_dkey(buf, i + 1), &next);
+			child_hi = &next;
+		}
+		if (c->drop_cursor && child_hi && arb_key_cmp(child_hi, c->drop_cursor) <= 0)
+			continue; /* a dropping tree gave it back */
+		err = visit(c, &cp, false, buf, i, child_hi, user, sum);
+	}
+	return err;
+}
+
+/* Count the references of a subtree (its keys below hi) and add what it
+ * holds to *sum. */
+static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
+                 uint32_t pslot, const struct arb_key *hi, bool user, struct subtotal *sum)
 {
 	struct arb_fs *fs = c->fs;
 	struct subtotal mine = {1, 0};
@@ -184,13 +215,8 @@ static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, con
 		c->r->bad_nodes++;
 	if (user && node_level(n->buf) == 0)
 		err = count_leaf_extents(c, n->buf, &mine);
-	for (uint32_t i = 0; node_level(n->buf) > 0 && i < node_nritems(n->buf) && !err; i++) {
-		const struct arb_key_ptr *kp = node_ckptr(n->buf, i);
-		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),
-		                     le64toh(kp->csum), (uint8_t)(node_level(n->buf) - 1)};
-
-		err = visit(c, &cp, false, n->buf, i, user, &mine);
-	}
+	if (!err && node_level(n->buf) > 0)
+		err = visit_children(c, n->buf, hi, user, &mine);
 	arb_cache_unpin(&fs->cache, n);
 	if (!err && user)
 		err = memo_put(c, ptr->bytenr, mine);
@@ -247,17 +273,26 @@ static int visit_user_trees(struct checker *c)
 	for (size_t i = 0; i < n && ret != -ENOMEM; i++) {
 		struct arb_tree *t;
 
-		ret = arb_tree_get(fs, ids[i], &t);
+		ret = arb_tree_get_any(fs, ids[i], &t);
 		if (ret) {
 			c->r->bad_nodes++;
 			continue;
 		}
 		struct subtotal sum = {0, 0};
+		struct arb_key cursor;
 
 		c->r->trees++;
-		ret = visit(c, &t->root, true, NULL, 0, true, &sum);
-		if (!ret)
+		c->drop_cursor = NULL;
+		if (arb_tree_dropping(t)) {
+			/* what it still holds: no totals are kept for it */
+			arb_key_from_disk(&t->item.drop_key, &cursor);
+			c->drop_cursor = &cursor;
+			c->r->dropping++;
+		}
+		ret = visit(c, &t->root, true, NULL, 0, NULL, true, &sum);
+		if (!ret && !c->drop_cursor)
 			check_tree_totals(c, t, &sum);
+		c->drop_cursor = NULL;
 	}
 	free(ids);
 	return ret == -ENOMEM ? ret : 0;
@@ -327,9 +362,9 @@ int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 	struct subtotal ignored = {0, 0};
 
 	report->trees = 2;
-	err = visit(&c, &fs->root_tree.root, true, NULL, 0, false, &ignored);
+	err = visit(&c, &fs->root_tree.root, true, NULL, 0, NULL, false, &ignored);
 	if (!err)
-		err = visit(&c, &fs->space_tree.root, true, NULL, 0, false, &ignored);
+		err = visit(&c, &fs->space_tree.root, true, NULL, 0, NULL, false, &ignored);
 	if (!err)
 		err = visit_user_trees(&c);
 	if (!err)

@@ -131,7 +131,7 @@ static void random_uuid(uint8_t uuid[16])
 
 /* ---- commit --------------------------------------------------------------- */
 
-static int put_root_item(struct arb_fs *fs, struct arb_tree *t)
+int arb_tree_put_item(struct arb_fs *fs, struct arb_tree *t)
 {
 	struct arb_key key = {t->id, ARB_ROOT_ITEM_KEY, 0};
 
@@ -170,7 +170,7 @@ static int commit_user_trees(struct arb_fs *fs)
 			continue;
 		err = refresh_root_csum(fs, t);
 		if (!err)
-			err = put_root_item(fs, t);
+			err = arb_tree_put_item(fs, t);
 		t->item_dirty = false;
 	}
 	return err;
@@ -973,16 +973,29 @@ static int load_tree(struct arb_fs *fs, uint64_t id, struct arb_tree **ret)
 	return 0;
 }
 
+int arb_tree_get_any(struct arb_fs *fs, uint64_t id, struct arb_tree **ret_tree)
+{
+	if (id < ARB_FIRST_USER_TREE)
+		return -ENOENT;
+	*ret_tree = find_loaded(fs, id);
+	return *ret_tree ? 0 : load_tree(fs, id, ret_tree);
+}
+
+bool arb_tree_dropping(const struct arb_tree *t)
+{
+	return (le64toh(t->item.flags) & ARB_ROOT_DROPPING) != 0;
+}
+
 int arb_tree_get(struct arb_fs *fs, uint64_t id, struct arb_tree **ret_tree)
 {
 	if (id == ARB_ROOT_TREE_ID || id == ARB_SPACE_TREE_ID) {
 		*ret_tree = id == ARB_ROOT_TREE_ID ? &fs->root_tree : &fs->space_tree;
 		return 0;
 	}
-	if (id < ARB_FIRST_USER_TREE)
-		return -ENOENT;
-	*ret_tree = find_loaded(fs, id);
-	return *ret_tree ? 0 : load_tree(fs, id, ret_tree);
+	int err = arb_tree_get_any(fs, id, ret_tree);
+
+	/* a deleted tree is gone for everyone but the dropper */
+	return err ? err : arb_tree_dropping(*ret_tree) ? -ENOENT : 0;
 }
 
 static int new_handle(struct arb_fs *fs, struct arb_tree **ret)
@@ -1028,7 +1041,7 @@ int arb_tree_create(struct arb_fs *fs, uint64_t *ret_id)
 	if (!err)
 		err = arb_tree_init_empty(fs, t, t->id);
 	if (!err)
-		err = put_root_item(fs, t);
+		err = arb_tree_put_item(fs, t);
 	if (err)
 		return err == -ENOSPC && !fs->failed ? err
 		                                     : arb_fail(fs, err, "tree create failed");
@@ -1058,14 +1071,14 @@ int arb_tree_clone(struct arb_fs *fs, uint64_t src_id, uint64_t *ret_id)
 	t->item.parent_id = htole64(src->id);
 	err = arb_sm_add(&fs->sm, t->root.bytenr, fs->node_sectors, +1);
 	if (!err)
-		err = put_root_item(fs, t);
+		err = arb_tree_put_item(fs, t);
 	if (err)
 		return arb_fail(fs, err, "tree clone failed");
 	*ret_id = t->id;
 	return 0;
 }
 
-static void unlink_handle(struct arb_fs *fs, struct arb_tree *t)
+void arb_tree_forget(struct arb_fs *fs, struct arb_tree *t)
 {
 	struct arb_tree **pp = &fs->user_trees;
 
@@ -1073,27 +1086,6 @@ static void unlink_handle(struct arb_fs *fs, struct arb_tree *t)
 		pp = &(*pp)->next;
 	*pp = t->next;
 	free(t);
-}
-
-int arb_tree_drop(struct arb_fs *fs, uint64_t id)
-{
-	struct arb_tree *t;
-	int err = arb_check_mutable(fs);
-
-	if (!err)
-		err = id >= ARB_FIRST_USER_TREE ? arb_tree_get(fs, id, &t) : -EINVAL;
-	if (err)
-		return err;
-	struct arb_key key = {id, ARB_ROOT_ITEM_KEY, 0};
-
-	err = arb_sys_delete(&fs->root_tree, &key);
-	if (!err)
-		err = arb_tree_drop_ref(fs, t, &t->root);
-	if (err)
-		return arb_fail(fs, err, "dropping tree %llu failed", (unsigned long long)id);
-	t->modseq++;
-	unlink_handle(fs, t);
-	return 0;
 }
 
 /* ---- extents -------------------------------------------------------------------- */

@@ -78,6 +78,8 @@ struct arb_fs {
 	struct arb_tree root_tree;
 	struct arb_tree space_tree;
 	struct arb_tree *user_trees; /* handles loaded so far */
+	bool drop_counted;           /* drop_pending is known */
+	uint64_t drop_pending;       /* trees with ARB_ROOT_DROPPING (drop.c) */
 
 	arb_msg_fn msg;
 	void *msg_ctx;
@@ -136,7 +138,17 @@ int arb_sys_insert(struct arb_tree *tree, const struct arb_key *key, const void 
                    uint32_t len);
 int arb_sys_put(struct arb_tree *tree, const struct arb_key *key, const void *data, uint32_t len);
 int arb_sys_delete(struct arb_tree *tree, const struct arb_key *key);
-int arb_tree_drop_ref(struct arb_fs *fs, struct arb_tree *t, const struct arb_ptr *ptr);
+/* fs.c: a user tree's handle, dropping or not (arb_tree_get hides the
+ * dropping ones); unlinking a handle whose root item is gone */
+int arb_tree_get_any(struct arb_fs *fs, uint64_t id, struct arb_tree **ret_tree);
+bool arb_tree_dropping(const struct arb_tree *t);
+void arb_tree_forget(struct arb_fs *fs, struct arb_tree *t);
+/* Write a user tree's root item now (commit writes it when item_dirty). */
+int arb_tree_put_item(struct arb_fs *fs, struct arb_tree *t);
+/* Give back the references of a dropping tree from *cursor on, taking up
+ * at most *budget nodes (what is left is returned there): 1 when the whole
+ * tree is gone, 0 when the budget ran out (*cursor moved), or -errno. */
+int arb_tree_drop_some(struct arb_tree *t, struct arb_key *cursor, uint64_t *budget);
 int arb_finalize_dirty(struct arb_fs *fs, bool user_trees);
 int arb_check_mutable(struct arb_fs *fs);
 

@@ -504,6 +504,8 @@ int arb_vfs_orphan_cleanup(struct arb_fs *fs, uint64_t *ret_freed)
 			ret = arb_tree_get(fs, ids[i], &t);
 			if (!ret)
 				ret = cleanup_tree(fs, t, ret_freed);
+			else if (ret == -ENOENT) /* deleted, being freed */
+				ret = 0;
 			if (ret)
 				return ret;
 		}

@@ -178,7 +178,9 @@ int arb_vfs_subvol_list(struct arb_fs *fs, arb_subvol_fn fn, void *ctx)
 		if (ret <= 0)
 			return ret;
 		ret = arb_vfs_subvol_get(fs, k.objectid, &sv);
-		if (!ret)
+		if (ret == -ENOENT) /* deleted, being freed */
+			ret = 0;
+		else if (!ret)
 			ret = fn(ctx, &sv);
 		if (ret)
 			return ret < 0 ? ret : 0;

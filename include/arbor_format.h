@@ -244,6 +244,8 @@
  *                                        is ARB_DT_SUBVOL and ino the child id
  *  (child, ROOT_BACKREF, parent)         the same record, found from the child
  *  A subvolume whose root item has ARB_ROOT_RDONLY refuses every change.
+ *  Deleting a subvolume removes its links and sets ARB_ROOT_DROPPING in
+ *  one commit; a background dropper frees it in small steps.
  *
  *  Data extents: a REG or PREALLOC item references exactly the sectors
  *  [disk_bytenr, disk_bytenr + num_bytes) and holds one count on each (so
@@ -360,6 +362,15 @@ struct arb_key_ptr {
 _Static_assert(sizeof(struct arb_key_ptr) == 41, "key pointer is 41 bytes");
 
 #define ARB_ROOT_RDONLY (1ull << 0)
+/* The tree is deleted and being freed: no one may read or change it any
+ * more.  drop_key is the dropper's cursor: every subtree whose key range
+ * ends at or before it has given back its references (shared subtrees one
+ * count, exclusive ones every block and extent); a node whose range
+ * straddles it is held by this tree alone and is freed when its last child
+ * is.  Once the root is freed the root item goes.  So the blocks a
+ * dropping tree still holds are exactly those reachable from its root
+ * through ranges that end after drop_key (fsck and arb_check count them so). */
+#define ARB_ROOT_DROPPING (1ull << 1)
 
 struct arb_root_item {
 	struct arb_blkptr root;
@@ -376,7 +387,8 @@ struct arb_root_item {
 	 * and the data sectors its items name (one count per item) */
 	uint64_t ref_nodes;
 	uint64_t ref_data_sectors;
-	uint8_t reserved[32];
+	struct arb_disk_key drop_key; /* ARB_ROOT_DROPPING: the dropper's cursor */
+	uint8_t reserved[15];
 } ARB_PACKED;
 _Static_assert(sizeof(struct arb_root_item) == 160, "root item is 160 bytes");
 

@@ -85,8 +85,16 @@ const char *arb_fs_failed_reason(const struct arb_fs *fs);
 int arb_tree_create(struct arb_fs *fs, uint64_t *ret_id);
 /* A new tree sharing every node of src: O(1), one count on the root. */
 int arb_tree_clone(struct arb_fs *fs, uint64_t src_id, uint64_t *ret_id);
-/* Remove a user tree; blocks only it referenced are freed. */
+/* Delete a user tree in O(1): it is gone (-ENOENT) for every call at once;
+ * the blocks only it referenced come back as arb_fs_drop_step frees it. */
 int arb_tree_drop(struct arb_fs *fs, uint64_t id);
+/* Free deleted trees, taking up at most max_nodes nodes: a bounded piece
+ * of work for one transaction.  *ret_left: trees still being freed. */
+int arb_fs_drop_step(struct arb_fs *fs, uint64_t max_nodes, uint64_t *ret_left);
+/* Free every deleted tree now. */
+int arb_fs_drop_all(struct arb_fs *fs);
+/* How many deleted trees are still being freed. */
+int arb_fs_dropping(struct arb_fs *fs, uint64_t *ret_trees);
 /* A handle to a tree (root, space, or user), owned by fs: valid until the
  * tree is dropped or fs closed. -ENOENT if no such tree. */
 int arb_tree_get(struct arb_fs *fs, uint64_t id, struct arb_tree **ret_tree);

@@ -407,6 +407,71 @@ static void test_small_clones(void **state)
 	forest_finish(f);
 }
 
+/*
+ * Background drop: a big clone (three levels) is deleted at once (-ENOENT)
+ * and freed in steps of a few nodes while its source keeps changing, so
+ * shared nodes lose their other owner in the middle of the walk; commits
+ * and reopens come between the steps, arb_check is clean after each, and
+ * at the end the space is back to what the source alone held.
+ */
+static void run_background_drop(uint64_t seed)
+{
+	struct tu_fs t;
+	struct tu_rng rng;
+	struct tu_model m;
+	struct tu_space base;
+	uint64_t n = 6000, version = 1, left = 1, steps = 0, scratch, a, b;
+	uint32_t len = 40;
+
+	tu_rng_init(&rng, seed);
+	tu_fs_create(&t, 64 << 20, 4096);
+	scratch = tu_tree_create(t.fs);
+	a = tu_tree_create(t.fs);
+	tu_model_init(&m, n);
+	for (uint64_t id = 0; id < n; id++)
+		tu_op_insert(&m, tu_tree(t.fs, a), id, version, len);
+	tu_commit(t.fs);
+	tu_drain(t.fs, scratch);
+	tu_space_get(t.fs, &base);
+
+	b = tu_tree_clone(t.fs, a);
+	tu_commit(t.fs);
+	for (unsigned i = 0; i < 300; i++) /* the clone and its source diverge */
+		tu_op_put(&m, tu_tree(t.fs, b), tu_rng_below(&rng, n), ++version, len);
+	TU_RC(arb_tree_drop(t.fs, b));
+	TU_RC_EQ(arb_tree_get(t.fs, b, &(struct arb_tree *){NULL}), -ENOENT);
+	/* b's model is gone with it: rebuild a's (b only changed b) */
+	tu_model_free(&m);
+	tu_model_init(&m, n);
+	for (uint64_t id = 0; id < n; id++)
+		tu_model_set(&m, id, 1, len);
+	while (left) {
+		uint64_t id = tu_rng_below(&rng, n);
+
+		tu_op_put(&m, tu_tree(t.fs, a), id, ++version, len);
+		TU_RC(arb_fs_drop_step(t.fs, 1 + tu_rng_below(&rng, 4), &left));
+		steps++;
+		if (tu_rng_pct(&rng, 10)) {
+			tu_commit(t.fs);
+			if (tu_rng_pct(&rng, 20))
+				tu_fs_reopen(&t);
+		}
+		if (steps % 8 == 0)
+			tu_check_clean(t.fs);
+	}
+	tu_model_check(&m, tu_tree(t.fs, a));
+	TU_ASSERT(steps > 20, "the drop took %" PRIu64 " steps", steps);
+	/* a rewrote every key it had shared: its own copies replace b's */
+	for (uint64_t id = 0; id < n; id++)
+		tu_op_put(&m, tu_tree(t.fs, a), id, 1, len);
+	tu_commit(t.fs);
+	tu_drain(t.fs, scratch);
+	tu_check_clean(t.fs);
+	tu_space_expect(t.fs, &base);
+	tu_model_free(&m);
+	tu_fs_destroy(&t);
+}
+
 int main(void)
 {
 	struct tu_tests ts = {0};
@@ -416,5 +481,6 @@ int main(void)
 	tu_tests_add_seeds(&ts, "chain", run_chain, 200, 10);
 	tu_tests_add_seeds(&ts, "fanout", run_fanout, 300, 10);
 	tu_tests_add_seeds(&ts, "forest", run_forest, 400, 20);
+	tu_tests_add_seeds(&ts, "background drop", run_background_drop, 500, 6);
 	return tu_tests_run(&ts, "clone");
 }

@@ -1994,6 +1994,16 @@ static void op_make(struct run *r)
 }
 
 /* Delete a subvolume with no links inside (or try one that has some). */
+/* A step of the background cleaner, between the other changes: shared
+ * nodes of a deleted snapshot lose their other owner mid-walk. */
+static void op_clean(struct run *r)
+{
+	uint64_t left;
+
+	snprintf(r->last, sizeof(r->last), "cleaner step");
+	TU_RC(arb_fs_drop_step(RFS(r), 1 + tu_rng_below(&r->rng, 8), &left));
+}
+
 static void op_delete(struct run *r)
 {
 	unsigned cand[MAX_SV], n = 0, s;
@@ -2314,15 +2324,15 @@ struct op_weight {
 };
 
 static const struct op_weight model_ops[] = {
-        {op_write, 26}, {op_create, 8},      {op_truncate, 7}, {op_unlink, 7},
-        {op_copy, 6},   {op_dir, 4},         {op_snapshot, 9}, {op_make, 2},
-        {op_delete, 7}, {op_rename_link, 4}, {op_readonly, 3}, {op_fsync, 5},
+        {op_write, 26},   {op_create, 8},   {op_truncate, 7}, {op_unlink, 7}, {op_copy, 6},
+        {op_dir, 4},      {op_snapshot, 9}, {op_make, 2},     {op_delete, 7}, {op_rename_link, 4},
+        {op_readonly, 3}, {op_fsync, 5},    {op_clean, 6},
 };
 
 static const struct op_weight crash_ops[] = {
         {op_write, 20},  {op_create, 5},      {op_truncate, 4},  {op_unlink, 4},
         {op_copy, 4},    {op_dir, 2},         {op_snapshot, 12}, {op_make, 2},
-        {op_delete, 10}, {op_rename_link, 3}, {op_fsync, 10},
+        {op_delete, 10}, {op_rename_link, 3}, {op_fsync, 10},    {op_clean, 8},
 };
 
 /* Phases of data writes and fsyncs only, so that fsyncs go to the log
@@ -2444,6 +2454,24 @@ static unsigned settle(struct arb_fs *fs, arb_ino_t root)
 
 #define SPACE_SNAPSHOTS 16
 
+/* The background cleaner, as the daemon runs it: small steps, commits in
+ * between, every step leaving a filesystem that checks clean. */
+static void run_cleaner(struct arb_fs *fs, struct tu_rng *rng)
+{
+	uint64_t left = 0, steps = 0;
+
+	TU_RC(arb_fs_dropping(fs, &left));
+	TU_ASSERT(left > 0, "deleted subvolumes freed before the cleaner ran");
+	do {
+		TU_RC(arb_fs_drop_step(fs, 1 + tu_rng_below(rng, 64), &left));
+		if (tu_rng_pct(rng, 30))
+			tu_commit(fs);
+		if (++steps % 16 == 0)
+			expect_healthy(fs);
+	} while (left);
+	expect_healthy(fs);
+}
+
 static void space_seed(uint64_t seed)
 {
 	struct sfx x;
@@ -2561,6 +2589,7 @@ static void space_seed(uint64_t seed)
 	}
 	expect_healthy(FS(&x));
 	TU_EQ_U64(subvol_count(FS(&x)), 2);
+	run_cleaner(FS(&x), &rng);
 	settle1 = settle(FS(&x), x.root);
 	arb_fs_info(FS(&x), &info);
 	TU_ASSERT(info.used_sectors == used0,
