@@ -385,9 +385,13 @@ int cli_tree_result(const struct cli_fs *cfs, uint64_t id, int ret, const char *
 	return cli_result(cfs, ret, missing, what);
 }
 
+/* Offline, no cleaner thread runs: deleted trees are freed before the
+ * commit, so that the tool leaves the space it freed visible at once. */
 int cli_commit(struct cli_fs *cfs)
 {
-	return cli_result(cfs, arb_commit(cfs->fs), NULL, "commit failed");
+	int ret = cli_result(cfs, arb_fs_drop_all(cfs->fs), NULL, "freeing deleted trees failed");
+
+	return ret ? ret : cli_result(cfs, arb_commit(cfs->fs), NULL, "commit failed");
 }
 
 int cli_get_tree(struct cli_fs *cfs, uint64_t id, struct arb_tree **ret_tree)

@@ -60,7 +60,13 @@ struct afs {
 	pthread_cond_t wake;
 	pthread_t committer;
 	bool committer_running;
-	bool stopping;
+	bool stopping; /* both threads end */
+
+	/* the cleaner thread (cleaner.c) */
+	pthread_cond_t clean_wake; /* work for it, or stopping */
+	pthread_cond_t cleaned;    /* it has nothing left to do */
+	pthread_t cleaner;
+	bool cleaner_running;
 };
 
 extern const struct fuse_lowlevel_ops afs_ops;
@@ -83,6 +89,15 @@ int afs_commit_locked(struct afs *a);
 
 int afs_committer_start(struct afs *a);
 void afs_committer_stop(struct afs *a);
+
+/* ---- cleaner.c: freeing deleted subvolumes in the background ------------- */
+
+int afs_cleaner_start(struct afs *a);
+void afs_cleaner_stop(struct afs *a);
+/* Locked: deleted subvolumes are waiting to be freed. */
+void afs_cleaner_kick(struct afs *a);
+/* Locked: wait until every deleted subvolume is freed, then commit. */
+int afs_cleaner_wait(struct afs *a);
 
 arb_ino_t afs_ino(const struct afs *a, fuse_ino_t ino);
 fuse_ino_t afs_nodeid(const struct afs *a, arb_ino_t ino);

@@ -201,10 +201,14 @@ static int dir_for_change(struct afs *a, struct caller *c, fuse_ino_t ino)
 	return ret ? ret : may_change_dir(c, &dir);
 }
 
-/* Locked: commit a change that succeeded. */
+/* Locked: commit a change that succeeded; a deletion (or a rollback)
+ * leaves the cleaner thread a tree to free. */
 static int commit_change(struct afs *a, int ret)
 {
-	return ret ? ret : afs_commit_locked(a);
+	if (ret)
+		return ret;
+	afs_cleaner_kick(a);
+	return afs_commit_locked(a);
 }
 
 static int do_create(struct afs *a, struct caller *c, fuse_ino_t ino,

@@ -454,7 +454,11 @@ static int serve(struct afs *a, struct fuse_session *se, const struct fuse_cmdli
 	a->use_syslog = !c->foreground;
 	if (afs_committer_start(a))
 		afs_log(a, LOG_WARNING, "no commit thread: commits on fsync and unmount only");
+	if (afs_cleaner_start(a))
+		afs_log(a, LOG_WARNING, "no cleaner thread: deleted subvolumes are freed "
+		                        "by `arbor subvolume delete --wait` only");
 	ret = session_loop(se, c) < 0 ? EXIT_ERROR : EXIT_OK;
+	afs_cleaner_stop(a);
 	afs_committer_stop(a);
 out_unmount:
 	fuse_session_unmount(se);
@@ -475,6 +479,8 @@ static void afs_init(struct afs *a)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->wake, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&a->clean_wake, NULL);
+	pthread_cond_init(&a->cleaned, NULL);
 }
 
 static int parse_args(struct fuse_args *args, struct afs_opts *o)
