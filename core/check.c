@@ -36,6 +36,10 @@ struct checker {
 	/* a dropping tree's cursor: subtrees whose range ends at or before it
 	 * were given back (ARB_ROOT_DROPPING in arbor_format.h) */
 	const struct arb_key *drop_cursor;
+	bool fix;    /* make the map and the trees' totals agree with the walk */
+	int fix_err; /* the first repair that failed */
+	const struct arb_check_opts *opts;
+	uint64_t progress_total;
 };
 
 static struct memo_slot *memo_slot(struct memo_slot *v, size_t cap, uint64_t bytenr)
@@ -211,6 +215,8 @@ static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, con
 		return err == -ENOMEM ? err : 0;
 	}
 	c->r->nodes++;
+	if (c->opts && c->opts->progress && c->r->nodes % 1024 == 0)
+		c->opts->progress(c->opts->progress_ctx, c->r->nodes, c->progress_total);
 	if (parent && check_child_keys(c, parent, pslot, n->buf))
 		c->r->bad_nodes++;
 	if (user && node_level(n->buf) == 0)
@@ -226,8 +232,7 @@ static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, con
 }
 
 /* The counts a tree keeps of what it references must be what it holds. */
-static void check_tree_totals(struct checker *c, const struct arb_tree *t,
-                              const struct subtotal *sum)
+static void check_tree_totals(struct checker *c, struct arb_tree *t, const struct subtotal *sum)
 {
 	if (sum->nodes == t->ref_nodes && sum->data == t->ref_data)
 		return;
@@ -237,6 +242,26 @@ static void check_tree_totals(struct checker *c, const struct arb_tree *t,
 	         (unsigned long long)sum->data, (unsigned long long)t->ref_nodes,
 	         (unsigned long long)t->ref_data);
 	c->r->tree_totals++;
+	if (c->fix && !c->r->bad_nodes) {
+		t->ref_nodes = sum->nodes;
+		t->ref_data = sum->data;
+		t->item_dirty = true;
+	}
+}
+
+/* What the walk will visit, roughly (shared nodes count once per tree):
+ * for the progress display only. */
+static uint64_t nodes_to_visit(struct arb_fs *fs, const uint64_t *ids, size_t n)
+{
+	uint64_t total = 2;
+
+	for (size_t i = 0; i < n; i++) {
+		struct arb_tree *t;
+
+		if (arb_tree_get_any(fs, ids[i], &t) == 0)
+			total += t->ref_nodes;
+	}
+	return total;
 }
 
 static int visit_user_trees(struct checker *c)
@@ -270,6 +295,8 @@ static int visit_user_trees(struct checker *c)
 	arb_iter_close(it);
 	if (ret < 0)
 		c->r->bad_nodes++;
+	if (c->opts && c->opts->progress)
+		c->progress_total = nodes_to_visit(fs, ids, n);
 	for (size_t i = 0; i < n && ret != -ENOMEM; i++) {
 		struct arb_tree *t;
 
@@ -281,6 +308,8 @@ static int visit_user_trees(struct checker *c)
 		struct subtotal sum = {0, 0};
 		struct arb_key cursor;
 
+		uint64_t bad_before = c->r->bad_nodes;
+
 		c->r->trees++;
 		c->drop_cursor = NULL;
 		if (arb_tree_dropping(t)) {
@@ -290,7 +319,8 @@ static int visit_user_trees(struct checker *c)
 			c->r->dropping++;
 		}
 		ret = visit(c, &t->root, true, NULL, 0, NULL, true, &sum);
-		if (!ret && !c->drop_cursor)
+		/* an unreadable subtree: its totals are not known */
+		if (!ret && !c->drop_cursor && c->r->bad_nodes == bad_before)
 			check_tree_totals(c, t, &sum);
 		c->drop_cursor = NULL;
 	}
@@ -319,9 +349,23 @@ static int count_deferred(struct checker *c)
 	return ret < 0 ? ret : 0;
 }
 
+/* Make the map say what the trees say.  A count that goes to zero is
+ * deferred like any free, so that the roots older commits left in the
+ * superblock ring stay intact until the ring has moved past them. */
+static int fix_count(struct checker *c, uint64_t bytenr, uint32_t want, uint32_t have)
+{
+	struct arb_spacemap *sm = &c->fs->sm;
+	int err;
+
+	if (want > 0)
+		return arb_sm_add(sm, bytenr, 1, (int)want - (int)have);
+	err = have > 1 ? arb_sm_add(sm, bytenr, 1, 1 - (int)have) : 0;
+	return err ? err : arb_sm_defer(sm, bytenr, 1);
+}
+
 static void compare_counts(struct checker *c)
 {
-	const struct arb_spacemap *sm = &c->fs->sm;
+	struct arb_spacemap *sm = &c->fs->sm;
 
 	for (uint64_t s = 0; s < sm->total_sectors; s++) {
 		uint64_t idx = s / sm->chunk_sectors;
@@ -345,17 +389,35 @@ static void compare_counts(struct checker *c)
 			c->r->missing++;
 		else
 			c->r->count_mismatch++;
+		if (c->fix && !c->fix_err)
+			c->fix_err = fix_count(c, s * sm->sectorsize, want, have);
 	}
-	if (arb_sm_count_used(sm) != sm->sectors_used)
+	if (arb_sm_count_used(sm) != sm->sectors_used) {
 		c->r->used_mismatch = 1;
+		if (c->fix)
+			sm->sectors_used = arb_sm_count_used(sm);
+	}
 }
 
 int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 {
-	struct checker c = {.fs = fs, .r = report};
+	return arb_check_ex(fs, NULL, report);
+}
+
+int arb_check_ex(struct arb_fs *fs, const struct arb_check_opts *opts,
+                 struct arb_check_report *report)
+{
+	struct checker c = {.fs = fs, .r = report, .opts = opts};
 	int err;
 
 	memset(report, 0, sizeof(*report));
+	if (opts && opts->fix) {
+		err = arb_check_mutable(fs);
+		if (err)
+			return err;
+		c.fix = true;
+	}
+
 	c.expect = calloc(fs->sm.nchunks, sizeof(*c.expect));
 	if (!c.expect)
 		return -ENOMEM;
@@ -369,8 +431,13 @@ int arb_check(struct arb_fs *fs, struct arb_check_report *report)
 		err = visit_user_trees(&c);
 	if (!err)
 		err = count_deferred(&c);
+	/* with a subtree unreadable the walk undercounts: never "fix" live
+	 * blocks free */
+	c.fix = c.fix && !report->bad_nodes;
 	if (!err)
 		compare_counts(&c);
+	if (!err)
+		err = c.fix_err;
 	for (uint64_t i = 0; i < fs->sm.nchunks; i++)
 		free(c.expect[i]);
 	free(c.expect);

@@ -566,8 +566,8 @@ static int commit_locked(struct arb_fs *fs)
  * superblock slot, and after ARB_DEFER_COMMITS of them all of it is free. */
 static bool txn_is_empty(const struct arb_fs *fs)
 {
-	if (fs->cache.dirty.count || fs->sm.npending || fs->sm.defer_item_sectors ||
-	    fs->sm.quarantined)
+	if (fs->force_commit || fs->cache.dirty.count || fs->sm.npending ||
+	    fs->sm.defer_item_sectors || fs->sm.quarantined)
 		return false;
 	for (const struct arb_tree *t = fs->user_trees; t; t = t->next)
 		if (t->item_dirty)
@@ -597,8 +597,20 @@ int arb_commit(struct arb_fs *fs)
 		                (unsigned long long)fs->transid);
 	fs->generation = fs->transid;
 	fs->transid++;
+	fs->force_commit = false;
 	arb_cache_clean_all(&fs->cache);
 	return 0;
+}
+
+int arb_commit_every_slot(struct arb_fs *fs)
+{
+	int err = 0;
+
+	for (unsigned i = 0; i < ARB_SUPER_SLOTS && !err; i++) {
+		fs->force_commit = true;
+		err = arb_commit(fs);
+	}
+	return err;
 }
 
 /* ---- format ----------------------------------------------------------------- */

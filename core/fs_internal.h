@@ -47,6 +47,7 @@ struct arb_fs {
 	bool failed;
 	char failed_reason[160];
 	bool in_commit;
+	bool force_commit; /* commit even an empty transaction (fsck) */
 
 	/* geometry */
 	uint32_t nodesize, sectorsize;

@@ -54,6 +54,7 @@
 #include "arbor/msg.h"
 #include "arbor/super.h"
 #include "arbor/vfs.h"
+#include "inuse.h"
 #include "parse.h"
 #include "arbor_format.h"
 
@@ -509,194 +510,23 @@ static int check_signatures(const struct mkfs_opts *o, struct target *t)
 
 /* ---- mounted, swap ----------------------------------------------------- */
 
-#define MAX_DEVS 64
-
-/* Block devices that stand for the target: the device itself and its
- * partitions, or the loop devices a file backs. */
-struct devset {
-	dev_t devs[MAX_DEVS];
-	char via[MAX_DEVS][NAME_MAX + 1]; /* "loop0" for a loop device, else "" */
-	int n;
-};
-
-static void devset_add(struct devset *s, dev_t d, const char *via)
-{
-	if (s->n >= MAX_DEVS)
-		return;
-	s->devs[s->n] = d;
-	snprintf(s->via[s->n], sizeof(s->via[0]), "%s", via);
-	s->n++;
-}
-
-static int devset_find(const struct devset *s, dev_t d)
-{
-	for (int i = 0; i < s->n; i++) {
-		if (s->devs[i] == d)
-			return i;
-	}
-	return -1;
-}
-
-/* Read one line of a sysfs file, without the newline. */
-static int read_line(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	bool ok;
-
-	if (!f)
-		return -1;
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok)
-		return -1;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-static int read_devnum(const char *path, dev_t *ret)
-{
-	char buf[64];
-	unsigned int maj, min;
-
-	if (read_line(path, buf, sizeof(buf)) || sscanf(buf, "%u:%u", &maj, &min) != 2)
-		return -1;
-	*ret = makedev(maj, min);
-	return 0;
-}
-
-/* Partitions of a whole disk: sysfs subdirectories with a "partition" file. */
-static void add_partitions(struct devset *s, dev_t whole)
-{
-	char dir[96], path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(whole), minor(whole));
-	d = opendir(dir);
-	if (!d)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		dev_t part;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/partition", dir, de->d_name);
-		if (access(path, F_OK))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/dev", dir, de->d_name);
-		if (!read_devnum(path, &part))
-			devset_add(s, part, "");
-	}
-	closedir(d);
-}
-
-/* Loop devices whose backing file is `real`. */
-static void add_loop_devices(struct devset *s, const char *real)
-{
-	char path[PATH_MAX], backing[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir("/sys/block");
-
-	if (!d)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		dev_t dev;
-
-		if (strncmp(de->d_name, "loop", 4))
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
-		if (read_line(path, backing, sizeof(backing)) || strcmp(backing, real))
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/dev", de->d_name);
-		if (!read_devnum(path, &dev)) {
-			devset_add(s, dev, de->d_name);
-			add_partitions(s, dev);
-		}
-	}
-	closedir(d);
-}
-
-/* Does a mount source or swap name designate the target? */
-static bool source_matches(const char *src, const char *path, const char *real,
-                           const struct devset *s, const char **via)
-{
-	struct stat st;
-	int i;
-
-	*via = "";
-	if (!strcmp(src, path) || (real && !strcmp(src, real)))
-		return true;
-	if (src[0] != '/' || stat(src, &st) < 0 || !S_ISBLK(st.st_mode))
-		return false;
-	i = devset_find(s, st.st_rdev);
-	if (i < 0)
-		return false;
-	*via = s->via[i];
-	return true;
-}
-
-static int check_swaps(const char *path, const char *real, const struct devset *s)
-{
-	char line[PATH_MAX + 128], name[PATH_MAX];
-	FILE *f = fopen("/proc/swaps", "re");
-	int ret = 0;
-
-	if (!f)
-		return 0;
-	while (!ret && fgets(line, sizeof(line), f)) {
-		const char *via;
-
-		/* "Filename Type Size Used Priority"; spaces are escaped as \040 */
-		if (sscanf(line, "%4095s", name) != 1 || name[0] != '/')
-			continue;
-		if (source_matches(name, path, real, s, &via)) {
-			error("%s is in use as swap%s%s", path, *via ? " through /dev/" : "", via);
-			ret = -1;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
 static int check_mounted(const struct mkfs_opts *o, const struct target *t)
 {
-	struct devset s = {.n = 0};
-	char *real = NULL;
-	struct mntent *me;
-	FILE *f;
-	int ret = 0;
+	struct inuse u;
+	int ret;
 
 	if (!t->exists)
 		return 0;
-	real = realpath(o->path, NULL);
-	if (t->is_blk) {
-		devset_add(&s, t->st.st_rdev, "");
-		add_partitions(&s, t->st.st_rdev);
-	} else if (real) {
-		add_loop_devices(&s, real);
-	}
-	f = setmntent("/proc/self/mounts", "re");
-	if (!f) {
+	ret = inuse_find(o->path, &u);
+	if (ret < 0)
 		error("cannot read /proc/self/mounts: %m");
-		free(real);
-		return -1;
-	}
-	while (!ret && (me = getmntent(f)) != NULL) {
-		const char *via;
-
-		if (!source_matches(me->mnt_fsname, o->path, real, &s, &via))
-			continue;
-		if (*via)
-			error("%s is mounted on %s through /dev/%s", o->path, me->mnt_dir, via);
-		else
-			error("%s is mounted on %s", o->path, me->mnt_dir);
-		ret = -1;
-	}
-	endmntent(f);
-	if (!ret)
-		ret = check_swaps(o->path, real, &s);
-	free(real);
-	return ret;
+	else if (ret && u.swap)
+		error("%s is in use as swap%s%s", o->path, *u.via ? " through /dev/" : "", u.via);
+	else if (ret && *u.via)
+		error("%s is mounted on %s through /dev/%s", o->path, u.mountpoint, u.via);
+	else if (ret)
+		error("%s is mounted on %s", o->path, u.mountpoint);
+	return ret ? -1 : 0;
 }
 
 /* ---- size ------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #ifndef ARBOR_CHECK_H
 #define ARBOR_CHECK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arbor/fs.h"
@@ -29,5 +30,20 @@ struct arb_check_report {
  * when clean, -EUCLEAN when problems were found (details through the message
  * channel and the report), other negative errno on operational failure. */
 int arb_check(struct arb_fs *fs, struct arb_check_report *report);
+
+struct arb_check_opts {
+	/* Repair in the running transaction (the caller commits): set every
+	 * space map count and each tree's referenced totals to what the walk
+	 * found.  Counts that drop to zero are deferred like any free.  Not
+	 * done when a node failed to read: the walk would undercount. */
+	bool fix;
+	/* every 1024 nodes: visited so far, and about how many in all */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+};
+/* arb_check with options (NULL: as arb_check).  The report counts what
+ * was found, fixed or not. */
+int arb_check_ex(struct arb_fs *fs, const struct arb_check_opts *opts,
+                 struct arb_check_report *report);
 
 #endif

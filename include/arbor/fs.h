@@ -54,6 +54,10 @@ void arb_close(struct arb_fs *fs);
 
 /* Make the running transaction durable. */
 int arb_commit(struct arb_fs *fs);
+/* Commit as many times as the superblock ring has slots, empty or not, so
+ * that every slot of every copy names this state (fsck, after damaged
+ * slots; the older roots of the ring are given up). */
+int arb_commit_every_slot(struct arb_fs *fs);
 
 struct arb_fs_info {
 	uint64_t generation;    /* of the last durable commit */
