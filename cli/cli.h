@@ -71,6 +71,9 @@ extern const struct cmd_struct cmd_struct_xattr;
 /* subvolumes and snapshots: subvol.c */
 extern const struct cmd_struct cmd_struct_subvolume;
 extern const struct cmd_struct cmd_struct_snapshot;
+/* diff.c, rollback.c */
+extern const struct cmd_struct cmd_struct_diff;
+extern const struct cmd_struct cmd_struct_rollback;
 
 /* Global options (before the command). */
 struct cli_globals {

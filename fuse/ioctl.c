@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ioctl.c - arborfs side of the online channel (arbor/ioctl.h): create,
- * snapshot, delete and list subvolumes, set the default one, commit.
+ * snapshot, delete, roll back and list subvolumes, their space and their
+ * differences, set the default one, commit.
  *
  * The kernel passes these ioctls through without looking at them, so the
  * daemon checks the caller's credentials (the FUSE request's uid, gid and
@@ -15,13 +16,25 @@
  *   delete    the same, and the caller owns the subvolume's root
  *             directory (simpler than btrfs' user_subvol_rm_allowed)
  *   set-default  root only
- *   info, next, sync  anyone
+ *   rollback  write and search permission on the directory, and the caller
+ *             owns the root directories of the subvolume and of the
+ *             snapshot it takes (delete plus snapshot)
+ *   diff      the caller owns the root directories of both subvolumes
+ *             (the listing reveals names)
+ *   info, next, usage, sync  anyone
  *
  * "Root" is uid 0 (the daemon cannot see the caller's capabilities).
  * Denied permission is EACCES, denied ownership EPERM.  A read-only mount
  * refuses every change with EROFS.  SET_DEFAULT reads the subvolume from
  * args.id; unused fields, flags and reserved bytes must be zero (EINVAL),
  * so that they can be given a meaning later.
+ *
+ * A diff listing is computed once and kept for the pages that follow
+ * (see arbor/ioctl.h): keyed by the two ids and the generations of their
+ * root nodes, which name their content only when neither was changed in
+ * the running transaction, so a diff of a tree changed since the last
+ * commit commits first.  It is dropped when its last page is read or
+ * another listing replaces it.
  *
  * Changes are committed before the reply (a snapshot is durable when the
  * command returns, as in btrfs), and the kernel's cached name is
@@ -431,6 +444,262 @@ static void ioc_info(fuse_req_t req, const void *in_buf, bool next)
 	reply(req, ret, &info, sizeof(info));
 }
 
+/* ---- rollback -------------------------------------------------------------------------------- */
+
+/* Locked: the caller owns the root directory of subvolume id (or is root). */
+static int must_own_subvol(struct afs *a, const struct caller *c, uint64_t id)
+{
+	struct arb_stat st;
+	arb_ino_t root;
+	int ret = id >= ARB_FIRST_USER_TREE ? arb_vfs_root(a->fs, id, &root) : -ENOENT;
+
+	if (!ret)
+		ret = arb_vfs_getattr(a->fs, root, &st);
+	return ret ? ret : must_own(c, &st);
+}
+
+static int check_rollback(const struct arb_ioc_rollback_args *args)
+{
+	bool keep = !(args->flags & ARB_IOC_NO_KEEP);
+	size_t klen = strnlen(args->keep_name, sizeof(args->keep_name));
+
+	if ((args->flags & ~ARB_IOC_NO_KEEP) || args->id || args->old_id ||
+	    !all_zero(args->reserved, sizeof(args->reserved)) || keep != (klen > 0))
+		return -EINVAL;
+	if (strnlen(args->name, sizeof(args->name)) == sizeof(args->name) ||
+	    klen == sizeof(args->keep_name))
+		return -ENAMETOOLONG;
+	if (keep && afs_name_check(args->keep_name))
+		return afs_name_check(args->keep_name);
+	return afs_name_check(args->name);
+}
+
+/* Locked: check the caller, roll back, commit. */
+static int do_rollback(struct afs *a, struct caller *c, fuse_ino_t ino,
+                       struct arb_ioc_rollback_args *args)
+{
+	struct arb_stat root;
+	bool keep = !(args->flags & ARB_IOC_NO_KEEP);
+	int ret = dir_for_change(a, c, ino);
+
+	if (!ret)
+		ret = find_link(a, ino, args->name, &root, &args->old_id);
+	if (!ret)
+		ret = must_own(c, &root);
+	if (!ret)
+		ret = must_own_subvol(a, c, args->snap_id);
+	/* the kernel's root must keep its inodes and its id */
+	if (!ret && args->old_id == arb_ino_subvol(a->root))
+		ret = -EBUSY;
+	if (!ret)
+		ret = arb_vfs_rollback(a->fs, afs_ino(a, ino), args->name, args->snap_id,
+		                       keep ? args->keep_name : NULL, &args->id);
+	return commit_change(a, ret);
+}
+
+static void ioc_rollback(fuse_req_t req, fuse_ino_t ino, const void *in_buf)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_rollback_args args;
+	struct caller c;
+	int ret;
+
+	memcpy(&args, in_buf, sizeof(args));
+	ret = check_rollback(&args);
+	if (!ret && a->read_only)
+		ret = -EROFS;
+	if (ret) {
+		reply(req, ret, NULL, 0);
+		return;
+	}
+	caller_init(&c, req);
+	afs_lock(a);
+	ret = afs_unlock(a, do_rollback(a, &c, ino, &args));
+	caller_free(&c);
+	if (!ret) {
+		forget_name(a, ino, args.name);
+		if (args.keep_name[0])
+			forget_name(a, ino, args.keep_name);
+	}
+	reply(req, ret, &args, sizeof(args));
+}
+
+/* ---- diff ------------------------------------------------------------------------------------ */
+
+/* The last listing, under afs.lock (one filesystem per daemon). */
+static struct {
+	bool valid;
+	uint64_t a_id, b_id, a_gen, b_gen;
+	uint64_t lines, nodes_read;
+	char *buf;
+	size_t len, cap;
+} listing;
+
+static void listing_drop(void)
+{
+	free(listing.buf);
+	memset(&listing, 0, sizeof(listing));
+}
+
+static int listing_add(void *ctx, char kind, const char *path)
+{
+	size_t n = strlen(path) + 3; /* "K " path NUL */
+
+	(void)ctx;
+	if (listing.len + n > listing.cap) {
+		size_t cap = listing.cap ? listing.cap : 65536;
+		char *b;
+
+		while (cap < listing.len + n)
+			cap *= 2;
+		b = realloc(listing.buf, cap);
+		if (!b)
+			return -ENOMEM;
+		listing.buf = b;
+		listing.cap = cap;
+	}
+	listing.buf[listing.len] = kind;
+	listing.buf[listing.len + 1] = ' ';
+	memcpy(listing.buf + listing.len + 2, path, n - 2);
+	listing.len += n;
+	listing.lines++;
+	return 0;
+}
+
+/* Locked: the generations of the two trees' root nodes; dirty when
+ * either changed in the running transaction (where the next change would
+ * not give it another generation). */
+static int read_gens(struct afs *a, uint64_t a_id, uint64_t b_id, uint64_t gen[2], bool *dirty)
+{
+	const uint64_t ids[2] = {a_id, b_id};
+	struct arb_fs_info info;
+	struct arb_subvol sv;
+
+	arb_fs_info(a->fs, &info);
+	*dirty = false;
+	for (int i = 0; i < 2; i++) {
+		int ret = arb_vfs_subvol_get(a->fs, ids[i], &sv);
+
+		if (ret)
+			return ret;
+		gen[i] = sv.generation;
+		*dirty |= sv.generation > info.generation;
+	}
+	return 0;
+}
+
+/* Locked: generations that name the two trees' content, committing first
+ * when needed. */
+static int diff_gens(struct afs *a, uint64_t a_id, uint64_t b_id, uint64_t gen[2])
+{
+	bool dirty;
+	int ret = read_gens(a, a_id, b_id, gen, &dirty);
+
+	if (ret || !dirty || a->read_only)
+		return ret;
+	ret = afs_commit_locked(a);
+	return ret ? ret : read_gens(a, a_id, b_id, gen, &dirty);
+}
+
+/* Locked: the listing of a_id -> b_id, computed unless the one kept is
+ * of the same trees. */
+static int listing_get(struct afs *a, uint64_t a_id, uint64_t b_id)
+{
+	uint64_t gen[2];
+	int ret = diff_gens(a, a_id, b_id, gen);
+
+	if (ret)
+		return ret;
+	if (listing.valid && listing.a_id == a_id && listing.b_id == b_id &&
+	    listing.a_gen == gen[0] && listing.b_gen == gen[1])
+		return 0;
+	listing_drop();
+	ret = arb_vfs_diff(a->fs, a_id, b_id, listing_add, NULL, &listing.nodes_read);
+	if (ret) {
+		listing_drop();
+		return ret;
+	}
+	listing.valid = true;
+	listing.a_id = a_id;
+	listing.b_id = b_id;
+	listing.a_gen = gen[0];
+	listing.b_gen = gen[1];
+	return 0;
+}
+
+/* Locked: one page of the listing into args. */
+static int do_diff(struct afs *a, struct caller *c, struct arb_ioc_diff_args *args)
+{
+	size_t n;
+	int ret = must_own_subvol(a, c, args->a_id);
+
+	if (!ret)
+		ret = must_own_subvol(a, c, args->b_id);
+	if (!ret)
+		ret = listing_get(a, args->a_id, args->b_id);
+	if (ret)
+		return ret;
+	/* past the end: a reader of another version, told by the generations */
+	n = args->offset < listing.len ? listing.len - (size_t)args->offset : 0;
+	n = n < sizeof(args->buf) ? n : sizeof(args->buf);
+	if (n)
+		memcpy(args->buf, listing.buf + args->offset, n);
+	args->len = (uint32_t)n;
+	args->total_bytes = listing.len;
+	args->total_lines = listing.lines;
+	args->nodes_read = listing.nodes_read;
+	args->a_gen = listing.a_gen;
+	args->b_gen = listing.b_gen;
+	if (args->offset + n >= listing.len)
+		listing_drop(); /* the last page: nobody needs it kept */
+	return 0;
+}
+
+static void ioc_diff(fuse_req_t req, const void *in_buf)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_diff_args args;
+	struct caller c;
+	int ret = 0;
+
+	memcpy(&args, in_buf, sizeof(args));
+	if (args.flags || args.total_bytes || args.total_lines || args.nodes_read || args.a_gen ||
+	    args.b_gen || args.len || !all_zero(args.reserved, sizeof(args.reserved)))
+		ret = -EINVAL;
+	if (!ret) {
+		caller_init(&c, req);
+		afs_lock(a);
+		ret = afs_unlock(a, do_diff(a, &c, &args));
+		caller_free(&c);
+	}
+	reply(req, ret, &args, sizeof(args));
+}
+
+/* ---- usage ----------------------------------------------------------------------------------- */
+
+static void ioc_usage(fuse_req_t req, const void *in_buf)
+{
+	struct afs *a = afs_req(req);
+	struct arb_ioc_usage_args args;
+	struct arb_subvol_usage u = {0};
+	int ret = 0;
+
+	memcpy(&args, in_buf, sizeof(args));
+	if (args.referenced_bytes || args.exclusive_bytes || args.nodes_read ||
+	    !all_zero(args.reserved, sizeof(args.reserved)))
+		ret = -EINVAL;
+	if (!ret) {
+		afs_lock(a);
+		ret = afs_unlock(a, arb_vfs_subvol_usage(a->fs, args.id, &u));
+	}
+	if (!ret) {
+		args.referenced_bytes = u.referenced_bytes;
+		args.exclusive_bytes = u.exclusive_bytes;
+		args.nodes_read = u.nodes_read;
+	}
+	reply(req, ret, &args, sizeof(args));
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 /* Only our own commands, on a directory, from a native caller, with the
@@ -448,6 +717,9 @@ static int check_cmd(unsigned int cmd, unsigned flags, size_t in_bufsz, size_t o
 	case ARB_IOC_SUBVOL_NEXT:
 	case ARB_IOC_SET_DEFAULT:
 	case ARB_IOC_SYNC:
+	case ARB_IOC_DIFF:
+	case ARB_IOC_ROLLBACK:
+	case ARB_IOC_SUBVOL_USAGE:
 		break;
 	default:
 		return -ENOTTY;
@@ -489,6 +761,15 @@ void afs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		break;
 	case ARB_IOC_SET_DEFAULT:
 		ioc_set_default(req, in_buf);
+		break;
+	case ARB_IOC_ROLLBACK:
+		ioc_rollback(req, ino, in_buf);
+		break;
+	case ARB_IOC_DIFF:
+		ioc_diff(req, in_buf);
+		break;
+	case ARB_IOC_SUBVOL_USAGE:
+		ioc_usage(req, in_buf);
 		break;
 	default:
 		ioc_sync(req);

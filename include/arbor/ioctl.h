@@ -68,4 +68,61 @@ struct arb_ioc_subvol_info {
 /* commit now (like syncfs) */
 #define ARB_IOC_SYNC _IO(ARB_IOC_MAGIC, 7)
 
+/*
+ * diff: what changed from subvolume a_id to b_id, as a listing of records
+ * "K PATH\0" (K is A, C or D; PATH starts with '/', from the subvolume's
+ * root), sorted by path, read a page at a time: offset is the byte of the
+ * listing the page starts at, and the answer gives len bytes of it in buf
+ * (a record may continue on the next page).  The daemon computes the
+ * listing once and keeps it for the pages that follow while neither tree
+ * changes; a_gen and b_gen name the versions of the trees it is of, the
+ * same on every page of one listing: a reader that sees them change
+ * starts again.  The caller must be root or own the root directories of
+ * both subvolumes (the listing shows names).
+ */
+#define ARB_IOC_DIFF_BUF 4000
+struct arb_ioc_diff_args {
+	uint64_t a_id, b_id;               /* in */
+	uint64_t offset;                   /* in: the first byte of the listing wanted */
+	uint64_t total_bytes, total_lines; /* out: the whole listing */
+	uint64_t nodes_read;               /* out: tree nodes read to compute it */
+	uint64_t a_gen, b_gen;             /* out: the versions of the two trees */
+	uint32_t len;                      /* out: bytes in buf */
+	uint32_t flags;                    /* in: 0 */
+	uint8_t reserved[24];
+	char buf[ARB_IOC_DIFF_BUF];
+};
+
+/*
+ * rollback: make the subvolume linked as NAME (in the directory the ioctl
+ * is made on) hold what subvolume snap_id holds, atomically.  It gets a new
+ * id; the old subvolume is kept as keep_name in the same directory, or,
+ * with ARB_IOC_NO_KEEP (keep_name empty), deleted.  The caller needs write
+ * and search permission on the directory and must be root or own the root
+ * directories of both the subvolume and snap_id.
+ */
+struct arb_ioc_rollback_args {
+	uint64_t snap_id; /* in */
+	uint64_t id;      /* out: the subvolume's new id */
+	uint64_t old_id;  /* out: its old id (now keep_name's, or deleted) */
+	uint32_t flags;   /* in: ARB_IOC_NO_KEEP */
+	uint8_t reserved[36];
+	char name[ARB_IOC_NAME_MAX + 1];
+	char keep_name[ARB_IOC_NAME_MAX + 1];
+};
+#define ARB_IOC_NO_KEEP 1u
+
+/* usage: the space of subvolume id (anyone may ask) */
+struct arb_ioc_usage_args {
+	uint64_t id;               /* in */
+	uint64_t referenced_bytes; /* out: all it names, shared or not */
+	uint64_t exclusive_bytes;  /* out: what deleting it would free */
+	uint64_t nodes_read;       /* out: by the exclusive walk */
+	uint8_t reserved[32];
+};
+
+#define ARB_IOC_DIFF _IOWR(ARB_IOC_MAGIC, 8, struct arb_ioc_diff_args)
+#define ARB_IOC_ROLLBACK _IOWR(ARB_IOC_MAGIC, 9, struct arb_ioc_rollback_args)
+#define ARB_IOC_SUBVOL_USAGE _IOWR(ARB_IOC_MAGIC, 10, struct arb_ioc_usage_args)
+
 #endif

@@ -134,3 +134,127 @@ t_done() {
 	echo "1..$t_count"
 	[ "$t_failed" -eq 0 ]
 }
+
+# ---- subvolume diffs against host trees (test_subvol.sh, offline and online) ----
+
+# host_list DIR: every path below DIR, from "/", sorted as strcmp sorts.
+host_list() {
+	(cd "$1" && find . -mindepth 1 | sed 's|^\.||' | LC_ALL=C sort)
+}
+
+# host_changed OLD NEW PATH: 0 if PATH, in both trees, changed: another
+# type, other bytes, or a directory whose entries changed (its mtime:
+# OLD is a cp -a copy, so only a change of entries moves it).
+host_changed() {
+	local a=$1$3 b=$2$3 da=0 db=0
+	[ -d "$a" ] && da=1
+	[ -d "$b" ] && db=1
+	if [ "$da" != "$db" ]; then
+		return 0
+	fi
+	if [ "$da" = 1 ]; then
+		[ "$(stat -c %y "$a")" != "$(stat -c %y "$b")" ]
+		return
+	fi
+	! cmp -s "$a" "$b"
+}
+
+# host_diff OLD NEW: the lines "arbor diff" must print from tree OLD to
+# tree NEW, found by brute force: every path of both, compared.
+host_diff() {
+	local p
+	host_list "$1" >"$T/hd.a"
+	host_list "$2" >"$T/hd.b"
+	{
+		comm -23 "$T/hd.a" "$T/hd.b" | sed 's/^/D /'
+		comm -13 "$T/hd.a" "$T/hd.b" | sed 's/^/A /'
+		comm -12 "$T/hd.a" "$T/hd.b" | while IFS= read -r p; do
+			if host_changed "$1" "$2" "$p"; then
+				echo "C $p"
+			fi
+		done
+	} | LC_ALL=C sort -k2
+}
+
+# host_tree DIR NDIRS NFILES: a tree of NDIRS directories (one nested) with
+# NFILES small random files each, plus files at the top, and /stable/f and
+# /stable/g that random_changes leaves alone.
+host_tree() {
+	local d f
+	mkdir -p "$1/stable"
+	echo f >"$1/stable/f"
+	echo g >"$1/stable/g"
+	for ((d = 0; d < $2; d++)); do
+		mkdir -p "$1/d$d/sub"
+		for ((f = 0; f < $3; f++)); do
+			head -c $((RANDOM % 9000 + 1)) /dev/urandom >"$1/d$d/f$f"
+		done
+		head -c 100 /dev/urandom >"$1/d$d/sub/deep"
+	done
+	for ((f = 0; f < $3; f++)); do
+		head -c $((RANDOM % 3000 + 1)) /dev/urandom >"$1/top$f"
+	done
+}
+
+# random_changes DIR N LOG: N random changes to host tree DIR (never below
+# /stable, which host_tree makes for changes of a known kind), logged for
+# replay_changes as "write PATH DATA", "rm PATH", "rmr PATH", "mkdir PATH"
+# and "mv OLD NEW" lines (DATA: a file under $T/data).  Seeded by
+# ARBOR_TEST_SEED.
+random_changes() {
+	local h=$1 n=$2 log=$3 i f d files dirs
+	RANDOM=$ARBOR_TEST_SEED
+	mkdir -p "$T/data"
+	: >"$log"
+	for ((i = 0; i < n; i++)); do
+		mapfile -t files < <(cd "$h" && find . -type f | sed 's|^\.||' | grep -v '^/stable' | LC_ALL=C sort)
+		mapfile -t dirs < <(cd "$h" && find . -mindepth 1 -type d | sed 's|^\.||' | grep -v '^/stable' | LC_ALL=C sort)
+		dirs+=("")
+		f=${files[RANDOM % (${#files[@]} + 1)]:-}
+		d=${dirs[RANDOM % ${#dirs[@]}]}
+		head -c $((RANDOM % 20000 + 1)) /dev/urandom >"$T/data/$i"
+		case $((RANDOM % 6)) in
+		0) [ -n "$f" ] && echo "write $f $T/data/$i" ;;
+		1) [ -n "$f" ] && echo "rm $f" ;;
+		2) echo "write $d/n$i $T/data/$i" ;;
+		3) printf 'mkdir %s\nwrite %s %s\n' "$d/m$i" "$d/m$i/x" "$T/data/$i" ;;
+		4) [ -n "$d" ] && [ "${#dirs[@]}" -gt 4 ] && echo "rmr $d" ;;
+		5) [ -n "$f" ] && [ -e "$h${d}" ] && echo "mv $f $d/r$i" ;;
+		esac >"$T/op"
+		cat "$T/op" >>"$log"
+		replay_changes host "$h" <"$T/op"
+	done
+}
+
+# replay_changes KIND ROOT < LOG: apply logged changes below ROOT, on the
+# host (KIND host: ROOT is a directory, also a mounted subvolume) or in an
+# image (KIND IMAGE-FILE: ROOT is an absolute path in it).
+replay_changes() {
+	local kind=$1 root=$2 op a b
+	while read -r op a b; do
+		if [ "$kind" = host ]; then
+			case $op in
+			write) cp "$b" "$root$a" ;;
+			rm) rm "$root$a" ;;
+			rmr) rm -r "$root$a" ;;
+			mkdir) mkdir "$root$a" ;;
+			mv) mv "$root$a" "$root$b" ;;
+			esac
+		else
+			case $op in
+			write) "$ARBOR" -i "$kind" put "$b" "$root$a" ;;
+			rm) "$ARBOR" -i "$kind" rm "$root$a" ;;
+			rmr) "$ARBOR" -i "$kind" rm -r "$root$a" ;;
+			mkdir) "$ARBOR" -i "$kind" mkdir "$root$a" ;;
+			mv) "$ARBOR" -i "$kind" mv "$root$a" "$root$b" ;;
+			esac
+		fi || return 1
+	done
+}
+
+# json_diff_lines: the JSON array of a diff (stdin) as "K PATH" lines.
+json_diff_lines() {
+	python3 -c 'import json, sys
+for o in json.load(sys.stdin):
+    print(o["change"], o["path"])'
+}

@@ -4,7 +4,10 @@
 # show, snapshot (writable and read-only), set-default, get-default and
 # delete, their errors and exit statuses, the JSON output, snapshot
 # isolation, read-only snapshots refusing changes, and the space of
-# everything deleted coming back.  engine check runs after every step.
+# everything deleted coming back; diff against a brute-force comparison
+# of host copies after random changes, rollback (kept, named, deleted old
+# content, refusals), and show's referenced and exclusive space.  engine
+# check runs after every step.
 # (The online mode, on a mount, is tested by tests/fuse/test_subvol.sh.)
 # Prints TAP.
 
@@ -333,6 +336,168 @@ test_delete() {
 	t_check "the end"
 }
 
+
+# ---- diff, rollback, space (an image of their own) ---------------------------------
+
+dimg=$T/diff.img
+
+# t_d EXPECTED DESCRIPTION ARGS...: arbor on the diff image.
+t_d() {
+	local want=$1 desc=$2
+	shift 2
+	t_arbor "$want" "$desc" -i "$dimg" "$@"
+}
+
+# put_tree HOSTDIR PATH: copy a host tree into the diff image.
+put_tree() {
+	local p
+	"$ARBOR" -i "$dimg" mkdir -p "$2" || return 1
+	while IFS= read -r p; do
+		if [ -d "$1$p" ]; then
+			"$ARBOR" -i "$dimg" mkdir "$2$p"
+		else
+			"$ARBOR" -i "$dimg" put "$1$p" "$2$p"
+		fi || return 1
+	done < <(host_list "$1")
+}
+
+# t_diff DESCRIPTION A B OLD NEW: arbor diff A B prints exactly the brute
+# force comparison of host trees OLD and NEW.
+t_diff() {
+	host_diff "$4" "$5" >"$T/want"
+	t_d 0 "$1: diff $2 $3" diff "$2" "$3"
+	cp -- "$OUT" "$T/got"
+	t_rc 0 "$1: the lines are the brute-force comparison of the host copies" \
+		diff -u "$T/want" "$T/got"
+}
+
+test_diff() {
+	local n=$((60 * ARBOR_TEST_SCALE))
+	n=${n%.*}
+	t_rc 0 "mkfs.arbor an image for diff and rollback" "$MKFS" -q -s 128M "$dimg"
+	host_tree "$T/h" 4 6
+	t_d 0 "a subvolume /vol" subvolume create /vol
+	t_rc 0 "copy a host tree into it" put_tree "$T/h" /vol
+	t_d 0 "snapshot it read-only as /s1" snapshot create -r /vol /s1
+	t_d 0 "diff of the snapshot and its source" diff /s1 /vol
+	t_equal "is empty right after the snapshot" "$(cat "$OUT")" ""
+	cp -a "$T/h" "$T/h0"
+	t_rc 0 "$n random changes to the host tree" random_changes "$T/h" "$n" "$T/log"
+	head -c 5000 /dev/urandom >"$T/new"
+	printf 'write /stable/f %s\nrm /stable/g\nwrite /added %s\n' "$T/new" "$T/new" >>"$T/log"
+	t_rc 0 "and one of each kind" replay_changes host "$T/h" < <(tail -n 3 "$T/log")
+	t_rc 0 "the same changes to /vol" replay_changes "$dimg" /vol <"$T/log"
+	host_diff "$T/h0" "$T/h" >"$T/kinds"
+	t_equal "there are changes of every kind" "$(cut -c1 "$T/kinds" | sort -u | tr -d '\n')" ACD
+	t_diff "after the changes" /s1 /vol "$T/h0" "$T/h"
+	t_diff "the other way round" /vol /s1 "$T/h" "$T/h0"
+	t_grep "D lines the other way round" '^D /' "$T/got"
+	t_d 0 "diff --format json" diff --format json /s1 /vol
+	t_json "diff --format json is JSON"
+	if command -v python3 >/dev/null; then
+		t_equal "with the same changes as the text" "$(json_diff_lines <"$OUT")" \
+			"$(host_diff "$T/h0" "$T/h")"
+	fi
+	t_d 0 "diff -j of equal subvolumes" diff -j /s1 /s1
+	t_equal "is an empty array" "$(cat "$OUT")" "[]"
+	t_d 0 "diff --stats" diff --stats /s1 /vol
+	t_grep "prints the changes and the nodes read on stderr" \
+		"^$(wc -l <"$T/got") changes, [0-9]+ tree nodes read\$" "$ERR"
+	t_d 1 "diff with a missing subvolume" diff /s1 /nope
+	t_grep "says it does not exist" "^error: '/nope' does not exist" "$ERR"
+	t_d 1 "diff with a plain directory" diff /s1/d0 /vol
+	t_grep "says it is not a subvolume" "^error: '/s1/d0' is not a subvolume" "$ERR"
+	t_d 2 "diff with one argument" diff /s1
+	t_d 2 "diff of a relative path" diff s1 /vol
+	t_d 0 "diff --help" diff --help
+	t_grep "shows its synopsis" '^usage: arbor \[-i IMAGE\] diff'
+	t_check_d "diff"
+}
+
+# t_check_d WHEN: engine check of the diff image is clean.
+t_check_d() {
+	t_d 0 "engine check after $1" engine check
+	t_grep "the image is clean after $1" '^clean$'
+}
+
+test_rollback() {
+	local kept
+	t_d 0 "rollback /vol to /s1" rollback /vol /s1
+	t_grep "says what it did" "^Roll back '/vol' to '/s1' \\(new id [0-9]+\\)\$"
+	t_grep "and where the old content is" "^Keep its old content as '/vol\\.old-[0-9]{8}-[0-9]{6}' "
+	kept=$(sed -n "s|^Keep its old content as '\\(.*\\)' (id [0-9]*)\$|\\1|p" "$OUT")
+	t_d 0 "diff /s1 /vol after the rollback" diff /s1 /vol
+	t_equal "/vol holds what the snapshot holds" "$(cat "$OUT")" ""
+	t_d 0 "cat a file" cat /vol/top0
+	t_same "with the snapshot's bytes" "$OUT" "$T/h0/top0"
+	t_diff "the kept old content" /s1 "$kept" "$T/h0" "$T/h"
+	t_d 0 "/vol is writable after a rollback to a read-only snapshot" put "$T/h0/top0" /vol/w
+	t_d 0 "rollback --keep NAME -j" rollback --keep mine -j /vol /s1
+	t_json "rollback -j is JSON"
+	t_jfield "names the kept subvolume" kept mine
+	t_jfield "and its path" kept_path /mine
+	t_d 0 "/mine has the write" stat /mine/w
+	t_d 1 "rollback --keep of a name that exists" rollback --keep mine /vol /s1
+	t_grep "says the name is taken" "the name for its old content is taken; choose another with --keep NAME" "$ERR"
+	t_d 0 "rollback --no-keep" rollback --no-keep -j /vol "$kept"
+	t_jfield "keeps nothing" kept None
+	t_d 0 "list" subvolume list
+	t_nogrep "the old /vol is gone" "^$(json_field old_id) "
+	t_diff "/vol now holds the old content" /s1 /vol "$T/h0" "$T/h"
+	t_d 0 "a subvolume inside /vol" subvolume create /vol/inner
+	t_d 1 "rollback --no-keep with a subvolume inside" rollback --no-keep /vol /s1
+	t_grep "says what to do" "subvolumes are linked inside it; keep the old content" "$ERR"
+	t_d 1 "rollback of a plain directory" rollback /mine/d0 /s1
+	t_grep "says it is not a subvolume" "cannot roll back '/mine/d0': it is not a subvolume" "$ERR"
+	t_d 1 "rollback of a missing subvolume" rollback /nope /s1
+	t_grep "says it does not exist" "cannot roll back '/nope': it does not exist" "$ERR"
+	t_d 1 "rollback to a missing snapshot" rollback /vol /nope
+	t_grep "says the snapshot does not exist" "^error: '/nope' does not exist" "$ERR"
+	t_d 1 "rollback to itself" rollback /mine /mine
+	t_grep "is refused" "to itself" "$ERR"
+	t_d 1 "rollback of /" rollback / /s1
+	t_grep "says / is no name" "root of the image's default subvolume" "$ERR"
+	t_d 2 "--keep and --no-keep" rollback --keep x --no-keep /vol /s1
+	t_d 2 "--keep with a slash" rollback --keep a/b /vol /s1
+	t_d 2 "rollback of a path ending in .." rollback /vol/.. /s1
+	t_d 0 "rollback --help" rollback --help
+	t_grep "shows --no-keep" '^ +--no-keep$'
+	t_check_d "rollback"
+}
+
+# show_bytes FIELD PATH: referenced_bytes or exclusive_bytes from show -j.
+show_bytes() {
+	"$ARBOR" -i "$dimg" subvolume show -j "$2" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+test_usage() {
+	local ex0 ex1 ref
+	if ! command -v python3 >/dev/null; then
+		t_skip "space checks (python3 is missing)"
+		return 0
+	fi
+	head -c 1048576 /dev/urandom >"$T/mb"
+	head -c 1048576 /dev/urandom >"$T/mb2"
+	t_d 0 "a subvolume with 1 MiB of data" subvolume create /u
+	t_d 0 "put 1 MiB" put "$T/mb" /u/big
+	t_d 0 "show" subvolume show /u
+	t_grep "prints referenced space" '^referenced +1\.[0-9]{2} MiB$'
+	t_grep "and exclusive space" '^exclusive +1\.[0-9]{2} MiB$'
+	t_d 0 "snapshot it" snapshot create /u /us
+	ex0=$(show_bytes exclusive_bytes /u)
+	ref=$(show_bytes referenced_bytes /u)
+	t_rc 0 "referenced counts the data ($ref bytes)" test "$ref" -ge 1048576
+	t_rc 0 "exclusive of a fresh snapshot's source is small ($ex0 bytes)" test "$ex0" -lt 65536
+	t_d 0 "overwrite the shared data in the source" put "$T/mb2" /u/big
+	ex1=$(show_bytes exclusive_bytes /u)
+	t_rc 0 "exclusive grows by the new data ($ex0 -> $ex1)" test "$ex1" -ge $((ex0 + 1048576))
+	t_equal "the snapshot holds the old data alone now" "$(($(show_bytes exclusive_bytes /us) >= 1048576))" 1
+	t_d 0 "show -j" subvolume show -j /u
+	t_json "show -j with the space is JSON"
+	t_check_d "space"
+}
+
 # A user tree made by engine create-tree has no root directory: it cannot
 # be the default (nothing could use it), on an image of its own.
 test_raw_tree() {
@@ -357,4 +522,7 @@ test_readonly
 test_snapshot_errors
 test_default
 test_delete
+test_diff
+test_rollback
+test_usage
 t_done

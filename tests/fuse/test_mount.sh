@@ -604,6 +604,52 @@ test_failed() {
 	rm -f "$IMG"
 }
 
+# used_kib: what df says is used on the mount.
+used_kib() {
+	df -k --output=used "$MNT" | tail -1 | tr -d ' '
+}
+
+# wait_used_below KIB SECONDS: 0 once df shows at most KIB used.
+wait_used_below() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[ "$(used_kib)" -le "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A deleted subvolume is freed by the cleaner thread after the delete has
+# returned; kill -9 while it may still be at work, and the next mount
+# finishes the job.
+test_background_delete() {
+	local base both sv
+	t_mount "mount for background deletion" || return 1
+	sync -f "$MNT"
+	base=$(used_kib)
+	for sv in bg1 bg2; do
+		t_arbor 0 "create subvolume $sv" subvolume create "$MNT/$sv"
+		mkdir -p "$MNT/$sv/d"
+		seq 1 2000 | sed "s|^|$MNT/$sv/d/f|" | xargs touch
+		head -c $((32 * MIB)) /dev/urandom >"$MNT/$sv/big"
+	done
+	sync -f "$MNT"
+	both=$(used_kib)
+	echo "# used: $base KiB before, $both KiB with two subvolumes"
+	t_equal "the subvolumes take space" "$((both > base + 65536))" 1
+	t_arbor 0 "delete bg1" subvolume delete "$MNT/bg1"
+	t_equal "bg1 is gone at once" "$(test -e "$MNT/bg1" && echo there)" ""
+	t_ok "df shows its space back within 30 s" \
+		wait_used_below $((base + (both - base) / 2 + 512)) 30
+	t_arbor 0 "delete bg2" subvolume delete "$MNT/bg2"
+	fuse_kill9
+	t_engine_check "after kill -9 right after a delete"
+	t_mount "remount after kill -9" || return 1
+	t_ok "the next mount frees the rest" wait_used_below $((base + 2048)) 30
+	t_ok "unmount after background deletion" fuse_stop
+	t_engine_check "after background deletion"
+}
+
 # ---- run ---------------------------------------------------------------------------
 
 test_refusals
@@ -627,6 +673,7 @@ if test_mounted; then
 	test_commit_timer
 	test_kill9
 	test_fsync_log
+	test_background_delete
 	test_mount_t
 	test_enospc
 	test_failed

@@ -5,8 +5,11 @@
 # (writable and read-only), delete with its refusals and permission
 # checks, info and list, names and '..' of subvolume links, durability
 # across kill -9, a remount, and mounting a subvolume by -o subvol=PATH
-# and -o subvol=ID.  Prints TAP; skips everything without root, /dev/fuse,
-# fusermount3 or python3.
+# and -o subvol=ID.  Then the arbor tool online: diff against a brute-force
+# comparison of host copies (3,000 changes: many pages), its refusal to
+# users who do not own the subvolumes, rollback (the kernel forgets the
+# old names at once) and show's referenced and exclusive space.  Prints
+# TAP; skips everything without root, /dev/fuse, fusermount3 or python3.
 
 # ls is the point where it lists (through getdents); the sh -c scripts
 # expand their own "$1".
@@ -391,6 +394,148 @@ test_subvol_option() {
 	t_nogrep "the daemon logged no errors or warnings" '^(error|warning):' "$DLOG"
 }
 
+
+# ---- the arbor tool online: diff, rollback, space -------------------------------------------
+
+# as_user_arbor ARGS...: the arbor tool as uid 1234.
+as_user_arbor() {
+	setpriv --reuid 1234 --regid 1234 --clear-groups "$ARBOR" "$@"
+}
+
+# t_cli_diff DESCRIPTION A B OLD NEW: arbor diff A B (on the mount) prints
+# exactly the brute-force comparison of host trees OLD and NEW.
+t_cli_diff() {
+	host_diff "$4" "$5" >"$T/want"
+	t_arbor 0 "$1: arbor diff" diff "$2" "$3"
+	cp -- "$OUT" "$T/got"
+	t_rc 0 "$1: the lines are the brute-force comparison of the host copies" \
+		diff -u "$T/want" "$T/got"
+}
+
+test_cli_setup() {
+	local i
+	rm -f "$IMG"
+	t_rc 0 "mkfs.arbor a fresh image for the tool" "$MKFS" -q -s 256M "$IMG"
+	t_mount "mount it" -o allow_other || return 1
+	chmod o+x "$T"
+	t_arbor 0 "arbor subvolume create (online)" subvolume create "$MNT/vol"
+	host_tree "$T/h" 4 6
+	t_ok "copy a host tree into it" cp -a "$T/h/." "$MNT/vol/"
+	t_arbor 0 "arbor snapshot create -r" snapshot create -r "$MNT/vol" "$MNT/s1"
+	cp -a "$T/h" "$T/h0"
+	t_ok "random changes to the host tree" random_changes "$T/h" 60 "$T/log"
+	t_ok "the same changes on the mount" replay_changes host "$MNT/vol" <"$T/log"
+	mkdir "$T/h/many" "$MNT/vol/many"
+	for ((i = 0; i < 3000; i++)); do
+		echo "$i" >"$T/h/many/file-$i"
+		echo "$i" >"$MNT/vol/many/file-$i"
+	done
+}
+
+test_cli_diff() {
+	t_cli_diff "3,000 and more changes" "$MNT/s1" "$MNT/vol" "$T/h0" "$T/h"
+	t_rc 0 "more than one page of the listing" test "$(wc -c <"$T/got")" -gt 12000
+	t_cli_diff "the other way round" "$MNT/vol" "$MNT/s1" "$T/h" "$T/h0"
+	t_arbor 0 "diff -j" diff -j "$MNT/s1" "$MNT/vol"
+	cp -- "$OUT" "$T/json"
+	t_ok "is JSON" python3 -m json.tool "$T/json"
+	t_equal "with the text's changes" "$(json_diff_lines <"$T/json")" "$(host_diff "$T/h0" "$T/h")"
+	t_arbor 0 "diff --stats" diff --stats "$MNT/s1" "$MNT/vol"
+	t_grep "counts the changes" "^$(wc -l <"$T/want") changes, [0-9]+ tree nodes read\$" "$ERR"
+	echo more >>"$MNT/vol/stable/f"
+	echo more >>"$T/h/stable/f"
+	t_cli_diff "right after a change (not committed yet)" "$MNT/s1" "$MNT/vol" "$T/h0" "$T/h"
+	t_fails "a path outside any arborfs" 'is not on a mounted arborfs; give -i IMAGE' \
+		"$ARBOR" diff "$T" "$T"
+	t_fails "two mounts" "is not on the arborfs mount of" "$ARBOR" diff "$MNT/s1" "$T"
+	t_fails "a plain directory" "is not a subvolume" "$ARBOR" diff "$MNT/s1/d0" "$MNT/vol"
+	if [ -z "$USER_PY" ]; then
+		find_user_python
+	fi
+	if [ -z "$USER_PY" ]; then
+		t_skip "no setpriv, or uid 1234 cannot run the tool"
+		return 0
+	fi
+	t_fails "refused to a user who owns neither subvolume" \
+		'only root or the owner of both subvolumes' as_user_arbor diff "$MNT/s1" "$MNT/vol"
+	mkdir -m 1777 "$MNT/pub"
+	t_ok "a user's subvolume" as_user_arbor subvolume create "$MNT/pub/mine"
+	t_ok "the user's snapshot of it" as_user_arbor snapshot create "$MNT/pub/mine" "$MNT/pub/snap"
+	setpriv --reuid 1234 --regid 1234 --clear-groups touch "$MNT/pub/mine/new"
+	t_run as_user_arbor diff "$MNT/pub/snap" "$MNT/pub/mine"
+	t_equal "the user diffs its own" "$RC:$(cat "$OUT")" "0:A /new"
+	t_fails "but not with someone else's" 'only root or the owner' \
+		as_user_arbor diff "$MNT/pub/snap" "$MNT/vol"
+	t_fails "nor rolls back someone else's subvolume" 'only root or the owner' \
+		as_user_arbor rollback "$MNT/pub/mine" "$MNT/s1"
+	t_ok "rolls back its own" as_user_arbor rollback --no-keep "$MNT/pub/mine" "$MNT/pub/snap"
+	t_fails "and the file is gone at once" 'No such file' stat "$MNT/pub/mine/new"
+}
+
+test_cli_rollback() {
+	local kept
+	ls "$MNT/vol/many" >/dev/null # the kernel knows the names
+	t_arbor 0 "arbor rollback (online)" rollback "$MNT/vol" "$MNT/s1"
+	kept=$(sed -n "s|^Keep its old content as '\\(.*\\)' (id [0-9]*)\$|\\1|p" "$OUT")
+	t_rc 0 "keeps the old content next to it" test -d "$kept"
+	t_fails "the kernel forgot the old names at once" 'No such file' ls "$MNT/vol/many"
+	t_arbor 0 "diff after the rollback" diff "$MNT/s1" "$MNT/vol"
+	t_equal "is empty" "$(cat "$OUT")" ""
+	t_equal "a file has the snapshot's bytes" "$(cmp "$MNT/vol/top0" "$T/h0/top0" && echo same)" same
+	t_cli_diff "the kept old content" "$MNT/s1" "$kept" "$T/h0" "$T/h"
+	t_arbor 0 "rollback --keep NAME -j" rollback --keep named -j "$MNT/vol" "$kept"
+	cp -- "$OUT" "$T/json"
+	t_ok "is JSON" python3 -m json.tool "$T/json"
+	t_equal "names the kept one" \
+		"$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["kept"])' "$T/json")" named
+	t_cli_diff "the rolled-back subvolume holds the kept content" "$MNT/s1" "$MNT/vol" "$T/h0" "$T/h"
+	t_arbor 0 "rollback --no-keep" rollback --no-keep "$MNT/named" "$MNT/s1"
+	t_grep "says the old content is deleted" '^Delete its old content \(id [0-9]+\)$'
+	t_fails "a kept name that exists" 'the name for its old content is taken' \
+		"$ARBOR" rollback --keep named "$MNT/vol" "$MNT/s1"
+	t_fails "a missing snapshot" "'$MNT/nope' does not exist" \
+		"$ARBOR" rollback "$MNT/vol" "$MNT/nope"
+	t_fails "the mounted subvolume: EBUSY, saying what to do" \
+		'it is the subvolume this mount shows at its root' "$ARBOR" rollback "$MNT" "$MNT/s1"
+	t_fails "inside a read-only snapshot" 'is not a subvolume|read-only' \
+		"$ARBOR" rollback "$MNT/s1/d0" "$MNT/vol"
+}
+
+# show_bytes FIELD PATH: a space field of arbor subvolume show -j.
+show_bytes() {
+	"$ARBOR" subvolume show -j "$2" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+test_cli_usage() {
+	local ex0 ex1
+	t_arbor 0 "a subvolume for the space checks" subvolume create "$MNT/u"
+	head -c 2097152 /dev/urandom >"$MNT/u/big"
+	t_arbor 0 "arbor subvolume show (online)" subvolume show "$MNT/u"
+	t_grep "shows referenced space" '^referenced +2\.[0-9]{2} MiB$'
+	t_grep "and exclusive space" '^exclusive +2\.[0-9]{2} MiB$'
+	t_arbor 0 "snapshot it" snapshot create "$MNT/u" "$MNT/us"
+	ex0=$(show_bytes exclusive_bytes "$MNT/u")
+	t_rc 0 "little is exclusive right after the snapshot ($ex0 bytes)" test "$ex0" -lt 65536
+	head -c 2097152 /dev/urandom >"$MNT/u/big"
+	ex1=$(show_bytes exclusive_bytes "$MNT/u")
+	t_rc 0 "exclusive grows by the overwritten data ($ex0 -> $ex1)" \
+		test "$ex1" -ge $((ex0 + 2097152))
+	t_equal "referenced stays the size of what it holds" \
+		"$(($(show_bytes referenced_bytes "$MNT/u") < 2 * 2097152))" 1
+}
+
+test_cli_end() {
+	t_umount "unmount"
+	t_mount "mount read-only" -o ro || return 1
+	t_cli_diff "on a read-only mount" "$MNT/s1" "$MNT/vol" "$T/h0" "$T/h"
+	t_fails "rollback on a read-only mount" 'the mount is read-only' \
+		"$ARBOR" rollback "$MNT/vol" "$MNT/s1"
+	t_umount "unmount the read-only mount"
+	t_engine_check "after the tool's diffs and rollbacks"
+	t_nogrep "the daemon logged no errors or warnings" '^(error|warning):' "$DLOG"
+}
+
 # ---- run -------------------------------------------------------------------------------------
 
 if test_create; then
@@ -400,6 +545,12 @@ if test_create; then
 	test_permissions
 	test_list
 	test_durable && test_subvol_option
+fi
+if test_cli_setup; then
+	test_cli_diff
+	test_cli_rollback
+	test_cli_usage
+	test_cli_end
 fi
 t_diag_file "$T/ioc.err"
 t_done
