@@ -279,6 +279,7 @@ struct sv_op {
 	char *where;    /* snapshot: the new name */
 	uint64_t *ids;  /* delete: per argument, 0 if not deleted */
 	bool any_error; /* delete, online: some failed, others may not */
+	bool wait;      /* delete --wait: until the space is free */
 	/* show: the space of op->id; have_usage false when unknown */
 	struct arb_subvol_usage usage;
 	bool have_usage;
@@ -593,15 +594,25 @@ static int do_delete(struct sv_ctx *c, struct sv_op *op)
 		if (c->online)
 			printf("Delete subvolume '%s' (id %" PRIu64 ")\n", path, id);
 	}
+	if (op->wait && c->ops->wait_cleaned(c)) {
+		cli_error("waiting for the deleted subvolumes to be freed failed: %s (the daemon "
+		          "frees them in the background, or at the next mount)",
+		          strerror(errno));
+		return -EIO;
+	}
 	return op->any_error ? -EIO : 0;
 }
 
 static int cmd_subvol_delete(const struct cmd_struct *cmd, int argc, char **argv)
 {
+	static const struct option longopts[] = {
+	        {"wait", no_argument, NULL, 'w'},
+	        {NULL, 0, NULL, 0},
+	};
 	struct sv_op op = {.cmd = cmd, .fn = do_delete};
 	int ret;
 
-	cli_no_options(cmd, argc, argv, 1, INT_MAX);
+	op.wait = cli_flags(cmd, argc, argv, "w", longopts) & 1;
 	sv_args(&op, argc, argv, 1, INT_MAX);
 	for (int i = 0; i < op.nargs; i++)
 		sv_arg_path(&op, op.args[i]);
@@ -622,13 +633,16 @@ static int cmd_subvol_delete(const struct cmd_struct *cmd, int argc, char **argv
 }
 
 static const char *const cmd_subvol_delete_usage[] = {
-        "arbor [-i IMAGE] subvolume delete PATH...",
+        "arbor [-i IMAGE] subvolume delete [-w|--wait] PATH...",
         "",
         "Delete subvolumes (and snapshots) with everything in them.",
         "",
         "PATH is where the subvolume is linked.  The default subvolume, a mounted",
-        "one and one with subvolumes linked inside cannot be deleted.  The space",
-        "only it used is free after a few commits.",
+        "one and one with subvolumes linked inside cannot be deleted.  A deletion",
+        "returns at once, whatever the size: on a mounted filesystem the daemon",
+        "frees the space only the subvolume used in the background (df shows it",
+        "coming back).  With --wait the command returns once it is free and that",
+        "is committed.  Offline the space is freed before the command ends.",
         "",
         "Offline (-i) the deletions are one transaction: if one fails, none is",
         "made.  Online each is made on its own and the others go on.",

@@ -430,9 +430,18 @@ static int off_rollback(struct sv_ctx *c, const char *path, uint64_t snap, const
 	return arb_vfs_rollback(c->v->fs, pl.dir, pl.name, snap, keep_name, ret_id);
 }
 
+/* The commit that ends every offline command frees deleted trees first
+ * (cli_commit): nothing to wait for. */
+static int off_wait_cleaned(struct sv_ctx *c)
+{
+	(void)c;
+	return 0;
+}
+
 static const struct sv_ops offline_ops = {
-        off_subvol_at,   off_is_dir, off_exists,   off_create, off_snapshot, off_destroy,
-        off_set_default, off_list,   off_dir_path, off_usage,  off_diff,     off_rollback,
+        off_subvol_at, off_is_dir,      off_exists,       off_create,   off_snapshot,
+        off_destroy,   off_set_default, off_list,         off_dir_path, off_usage,
+        off_diff,      off_rollback,    off_wait_cleaned,
 };
 
 /* ---- online: ioctls on a mounted arborfs -------------------------------------------------- */
@@ -1025,9 +1034,15 @@ static int on_rollback(struct sv_ctx *c, const char *path, uint64_t snap, const 
 	return ret;
 }
 
+static int on_wait_cleaned(struct sv_ctx *c)
+{
+	return ioctl(c->fd, ARB_IOC_WAIT_CLEANED) < 0 ? -errno : 0;
+}
+
 static const struct sv_ops online_ops = {
-        on_subvol_at,   on_is_dir, on_exists,   on_create, on_snapshot, on_destroy,
-        on_set_default, on_list,   on_dir_path, on_usage,  on_diff,     on_rollback,
+        on_subvol_at, on_is_dir,      on_exists,       on_create,   on_snapshot,
+        on_destroy,   on_set_default, on_list,         on_dir_path, on_usage,
+        on_diff,      on_rollback,    on_wait_cleaned,
 };
 
 /* Find the mount of path (a directory, or the directory holding it):

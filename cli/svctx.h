@@ -78,6 +78,8 @@ struct sv_ops {
 	 * name in the same directory) or NULL; the new and the old id */
 	int (*rollback)(struct sv_ctx *c, const char *path, uint64_t snap, const char *keep_name,
 	                uint64_t *ret_id, uint64_t *ret_old_id);
+	/* deleted subvolumes are freed (and that is committed) */
+	int (*wait_cleaned)(struct sv_ctx *c);
 };
 
 /* A directory the online search found. */

@@ -373,6 +373,17 @@ static void ioc_sync(fuse_req_t req)
 	reply(req, ret, NULL, 0);
 }
 
+/* Nothing to check: anyone may wait for what was deleted to be freed. */
+static void ioc_wait_cleaned(fuse_req_t req)
+{
+	struct afs *a = afs_req(req);
+	int ret;
+
+	afs_lock(a);
+	ret = afs_unlock(a, a->read_only ? 0 : afs_cleaner_wait(a));
+	reply(req, ret, NULL, 0);
+}
+
 /* ---- info and list ---------------------------------------------------------------------- */
 
 static void fill_info(const struct afs *a, const struct arb_subvol *sv,
@@ -720,6 +731,7 @@ static int check_cmd(unsigned int cmd, unsigned flags, size_t in_bufsz, size_t o
 	case ARB_IOC_DIFF:
 	case ARB_IOC_ROLLBACK:
 	case ARB_IOC_SUBVOL_USAGE:
+	case ARB_IOC_WAIT_CLEANED:
 		break;
 	default:
 		return -ENOTTY;
@@ -770,6 +782,9 @@ void afs_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		break;
 	case ARB_IOC_SUBVOL_USAGE:
 		ioc_usage(req, in_buf);
+		break;
+	case ARB_IOC_WAIT_CLEANED:
+		ioc_wait_cleaned(req);
 		break;
 	default:
 		ioc_sync(req);

@@ -124,5 +124,8 @@ struct arb_ioc_usage_args {
 #define ARB_IOC_DIFF _IOWR(ARB_IOC_MAGIC, 8, struct arb_ioc_diff_args)
 #define ARB_IOC_ROLLBACK _IOWR(ARB_IOC_MAGIC, 9, struct arb_ioc_rollback_args)
 #define ARB_IOC_SUBVOL_USAGE _IOWR(ARB_IOC_MAGIC, 10, struct arb_ioc_usage_args)
+/* wait until every deleted subvolume has been freed, then commit (the
+ * cleaner thread frees them in the background) */
+#define ARB_IOC_WAIT_CLEANED _IO(ARB_IOC_MAGIC, 11)
 
 #endif

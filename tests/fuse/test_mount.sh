@@ -646,6 +646,13 @@ test_background_delete() {
 	t_engine_check "after kill -9 right after a delete"
 	t_mount "remount after kill -9" || return 1
 	t_ok "the next mount frees the rest" wait_used_below $((base + 2048)) 30
+	base=$(used_kib)
+	t_arbor 0 "create subvolume bg3" subvolume create "$MNT/bg3"
+	head -c $((16 * MIB)) /dev/urandom >"$MNT/bg3/big"
+	sync -f "$MNT"
+	t_arbor 0 "delete --wait" subvolume delete --wait "$MNT/bg3"
+	t_equal "after delete --wait the space is free at once" \
+		"$(($(used_kib) <= base + 512))" 1
 	t_ok "unmount after background deletion" fuse_stop
 	t_engine_check "after background deletion"
 }
