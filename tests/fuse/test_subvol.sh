@@ -525,6 +525,27 @@ test_cli_usage() {
 		"$(($(show_bytes referenced_bytes "$MNT/u") < 2 * 2097152))" 1
 }
 
+# tar sees each snapshot's copy of a file as a file of its own: st_ino
+# differs between subvolumes, so nothing restores as a false hard link.
+test_tar_snapshots() {
+	local i
+	t_arbor 0 "a subvolume for tar" subvolume create "$MNT/t"
+	for i in 1 2 3; do
+		echo "file $i" >"$MNT/t/f$i"
+	done
+	for i in 1 2 3; do
+		t_arbor 0 "snapshot $i of it" snapshot create "$MNT/t" "$MNT/t-snap$i"
+	done
+	mkdir "$T/untar"
+	t_ok "tar of the subvolume and its snapshots" \
+		tar -C "$MNT" -cf "$T/snaps.tar" t t-snap1 t-snap2 t-snap3
+	t_ok "extract it on the host" tar -C "$T/untar" -xf "$T/snaps.tar"
+	t_equal "no false hard links" "$(find "$T/untar" -type f -links +1 | wc -l)" 0
+	t_equal "every copy of every file (12) came back" \
+		"$(cat "$T/untar"/t*/f* | sort | uniq -c | tr -s ' ' | tr '\n' ';')" \
+		" 4 file 1; 4 file 2; 4 file 3;"
+}
+
 test_cli_end() {
 	t_umount "unmount"
 	t_mount "mount read-only" -o ro || return 1
@@ -550,6 +571,7 @@ if test_cli_setup; then
 	test_cli_diff
 	test_cli_rollback
 	test_cli_usage
+	test_tar_snapshots
 	test_cli_end
 fi
 t_diag_file "$T/ioc.err"
