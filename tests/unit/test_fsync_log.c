@@ -1283,7 +1283,8 @@ static void crash_seed(uint64_t seed)
 	              r->op_commits, r->touches, r->truncates, r->chmods, r->punches, r->scatters,
 	              r->multi_block, events, cs.states, cs.ro_states, cs.nested, cs.durable,
 	              cs.inflight, t1 - t0, tu_now_sec() - t1);
-	TU_ASSERT(r->logged > 0, "no fsync went through the log");
+	/* a run shortened by ARBOR_TEST_SCALE may draw no logged fsync */
+	TU_ASSERT(r->logged > 0 || nops < CRASH_OPS, "no fsync went through the log");
 	for (int i = 0; i < CR_FILES; i++) {
 		for (uint32_t k = 0; k < r->f[i].nst; k++)
 			free(r->f[i].st[k].data);
