@@ -62,10 +62,11 @@ static void say(const struct fsck *f, enum arb_msg_level level, const char *fmt,
 	f->o->msg(f->o->msg_ctx, level, text);
 }
 
-static void problem(struct fsck *f, bool fixed, const char *fmt, ...)
+/* One problem: an error line; with repair, the line saying what was done. */
+static void problem(struct fsck *f, const char *repair, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-static void problem(struct fsck *f, bool fixed, const char *fmt, ...)
+static void problem(struct fsck *f, const char *repair, const char *fmt, ...)
 {
 	char text[448];
 	va_list ap;
@@ -73,9 +74,12 @@ static void problem(struct fsck *f, bool fixed, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	say(f, ARB_MSG_ERR, "%s%s", text, fixed ? " (fixed)" : "");
+	say(f, ARB_MSG_ERR, "%s", text);
 	f->r->errors++;
-	f->r->fixed += fixed;
+	if (repair) {
+		say(f, ARB_MSG_INFO, "%s", repair);
+		f->r->fixed++;
+	}
 }
 
 static const char *utc(uint64_t sec, char *buf, size_t len)
@@ -147,7 +151,7 @@ static void judge_slot(struct fsck *f, const struct arb_super_slot *s, const uin
 		f->r->slots_interrupted++;
 		return;
 	}
-	problem(f, false, "superblock copy %d slot %d (offset %llu): %s", s->copy, s->slot,
+	problem(f, NULL, "superblock copy %d slot %d (offset %llu): %s", s->copy, s->slot,
 	        (unsigned long long)s->offset, arb_slot_status_str(s->status));
 	f->r->slots_damaged++;
 }
@@ -252,17 +256,22 @@ static int find_intact_commit(struct fsck *f, struct arb_fs **ret_fs, struct arb
 
 static void report_lost(struct fsck *f, int chosen, bool fixed)
 {
-	char lost[32], kept[32];
+	char lost[32], kept[32], done[96];
 
+	utc(f->gen_time[chosen], kept, sizeof(kept));
+	snprintf(done, sizeof(done), "went back to commit %llu of %s",
+	         (unsigned long long)f->gens[chosen], kept);
 	for (int i = 0; i < chosen; i++) {
-		problem(f, fixed,
-		        "commit %llu of %s is damaged: the filesystem goes back to commit %llu "
-		        "of %s, and what the newer commits changed is lost",
+		problem(f, fixed && i == chosen - 1 ? done : NULL,
+		        "commit %llu of %s is damaged: going back to commit %llu of %s loses "
+		        "what it changed",
 		        (unsigned long long)f->gens[i], utc(f->gen_time[i], lost, sizeof(lost)),
-		        (unsigned long long)f->gens[chosen],
-		        utc(f->gen_time[chosen], kept, sizeof(kept)));
+		        (unsigned long long)f->gens[chosen], kept);
 		f->r->lost_commits++;
 	}
+	/* one repair fixes them all */
+	if (fixed && chosen > 1)
+		f->r->fixed += (uint64_t)chosen - 1;
 }
 
 static void count_problems(struct fsck *f, const struct arb_check_report *cr, bool fixed)
@@ -270,14 +279,15 @@ static void count_problems(struct fsck *f, const struct arb_check_report *cr, bo
 	uint64_t counts = cr->count_mismatch + cr->leaked + cr->missing + cr->used_mismatch;
 
 	if (counts)
-		problem(f, fixed,
+		problem(f, fixed ? "space map set to what the trees reference" : NULL,
 		        "space map: %llu sectors counted wrong (%llu leaked, %llu in use but "
 		        "counted free)%s",
 		        (unsigned long long)counts, (unsigned long long)cr->leaked,
 		        (unsigned long long)cr->missing,
 		        cr->used_mismatch ? ", used-sector total wrong" : "");
 	if (cr->tree_totals)
-		problem(f, fixed, "%llu trees count their referenced space wrong",
+		problem(f, fixed ? "referenced space of the trees recounted" : NULL,
+		        "%llu trees count their referenced space wrong",
 		        (unsigned long long)cr->tree_totals);
 	f->r->count_errors = counts + cr->tree_totals;
 }
@@ -303,7 +313,7 @@ static int verify_repair(struct fsck *f, struct arb_fs *fs)
 	int err = arb_check(fs, &cr);
 
 	if (err == -EUCLEAN) {
-		problem(f, false, "the filesystem is still inconsistent after the repair");
+		problem(f, NULL, "the filesystem is still inconsistent after the repair");
 		return 0;
 	}
 	return err;
@@ -328,17 +338,20 @@ static int repair(struct fsck *f, int chosen, struct arb_check_report *cr)
 		note_figures(f, fs, cr);
 		err = arb_fsck_namespace(fs, f->o, f->r);
 	}
-	/* a fallback or damaged slots: every slot must name the repaired state */
-	if (!err && (chosen > 0 || f->r->slots_damaged)) {
+	/* a fallback, damaged slots, or a slot an interrupted commit tore
+	 * (once newer commits pass it, it would read as damage): every slot
+	 * must name the repaired state */
+	if (!err && (chosen > 0 || f->r->slots_damaged || f->r->slots_interrupted)) {
 		err = arb_commit_every_slot(fs);
 		if (!err && f->r->slots_damaged) {
 			say(f, ARB_MSG_INFO, "rewrote every superblock slot");
 			f->r->fixed += f->r->slots_damaged;
 		}
-	} else if (!err) {
+	} else if (!err && f->r->errors) {
 		err = arb_commit(fs);
 	}
-	if (!err)
+	/* nothing found: nothing written (the writable open changed nothing) */
+	if (!err && f->r->errors)
 		err = verify_repair(f, fs);
 	if (!err)
 		note_figures(f, fs, cr);
@@ -348,9 +361,12 @@ static int repair(struct fsck *f, int chosen, struct arb_check_report *cr)
 
 static int check_only(struct fsck *f, struct arb_fs *fs, const struct arb_check_report *cr)
 {
+	struct arb_fsck_opts o = *f->o;
+
+	o.repair = false; /* also when a repair was asked but cannot be made */
 	count_problems(f, cr, false);
 	note_figures(f, fs, cr);
-	return arb_fsck_namespace(fs, f->o, f->r);
+	return arb_fsck_namespace(fs, &o, f->r);
 }
 
 int arb_fsck(struct arb_dev *dev, const struct arb_fsck_opts *o, struct arb_fsck_report *r)
@@ -369,7 +385,7 @@ int arb_fsck(struct arb_dev *dev, const struct arb_fsck_opts *o, struct arb_fsck
 	err = check_ring(f);
 	chosen = err ? err : find_intact_commit(f, &fs, &cr);
 	if (chosen == -1) {
-		problem(f, false,
+		problem(f, NULL,
 		        "no commit in the superblock ring has intact trees: "
 		        "the damaged subtrees cannot be repaired");
 		r->bad_nodes = 1;
