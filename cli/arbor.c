@@ -60,7 +60,7 @@ void cli_warning(const char *fmt, ...)
 }
 
 /* The message callback installed into the core. */
-static void cli_msg(void *ctx, enum arb_msg_level level, const char *text)
+void cli_msg(void *ctx, enum arb_msg_level level, const char *text)
 {
 	static const char *const names[] = {"error", "warning", "info", "debug"};
 	size_t len = strlen(text);
@@ -297,6 +297,20 @@ int cli_parse_key_type(const char *s, uint8_t *ret)
 
 /* ---- the image ----------------------------------------------------------- */
 
+uint64_t cli_source_date_epoch(void)
+{
+	const char *s = getenv("SOURCE_DATE_EPOCH");
+	uint64_t v;
+
+	if (!s || !*s)
+		return 0;
+	if (cli_parse_u64(s, &v)) {
+		cli_warning("ignoring invalid SOURCE_DATE_EPOCH '%s'", s);
+		return 0;
+	}
+	return v;
+}
+
 /* Open the -i image (ARB_DEV_EXCL, plus ARB_DEV_RDONLY when rdonly). */
 static int open_dev(bool rdonly, struct arb_dev **ret_dev)
 {
@@ -324,6 +338,7 @@ int cli_with_fs(bool rdonly, cli_fs_fn fn, void *arg)
 {
 	struct arb_open_opts opts = {
 	        .read_only = rdonly,
+	        .time_sec = cli_source_date_epoch(),
 	        .msg = cli_msg,
 	};
 	struct cli_fs cfs = {NULL, NULL};

@@ -133,6 +133,14 @@ const char *cli_key_type_name(uint8_t type, char *buf, size_t len);
 
 /* ---- the image (arbor.c) -------------------------------------------- */
 
+/* The core's message callback of the tool: errors and warnings on stderr,
+ * info with -v, debug with -vv. */
+void cli_msg(void *ctx, enum arb_msg_level level, const char *text);
+/* SOURCE_DATE_EPOCH, or 0 when unset (a warning when malformed): offline
+ * commands use it as the time of every change and commit (reproducible
+ * images). */
+uint64_t cli_source_date_epoch(void);
+
 struct cli_fs {
 	struct arb_dev *dev;
 	struct arb_fs *fs;

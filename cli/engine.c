@@ -55,20 +55,6 @@ static int prepare_image(const char *path, uint64_t size)
 	return ret;
 }
 
-static uint64_t source_date_epoch(void)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	uint64_t v;
-
-	if (!s || !*s)
-		return 0;
-	if (cli_parse_u64(s, &v)) {
-		cli_warning("ignoring invalid SOURCE_DATE_EPOCH '%s'", s);
-		return 0;
-	}
-	return v;
-}
-
 static bool valid_nodesize(uint64_t n)
 {
 	return n >= ARB_MIN_NODESIZE && n <= ARB_MAX_NODESIZE && !(n & (n - 1));
@@ -140,7 +126,7 @@ static int cmd_engine_format(const struct cmd_struct *cmd, int argc, char **argv
 	if (fa.size && prepare_image(cli_globals.image, fa.size) < 0)
 		return CLI_EXIT_ERROR;
 	fa.opts.size = fa.size;
-	fa.opts.time_sec = source_date_epoch();
+	fa.opts.time_sec = cli_source_date_epoch();
 	return cli_with_dev(false, do_format, &fa);
 }
 
@@ -552,6 +538,7 @@ static void print_report(const struct arb_check_report *r)
 	printf("missing         %" PRIu64 "\n", r->missing);
 	printf("used mismatch   %" PRIu64 "\n", r->used_mismatch);
 	printf("tree totals     %" PRIu64 "\n", r->tree_totals);
+	printf("bad extents     %" PRIu64 "\n", r->bad_extents);
 	printf("being freed     %" PRIu64 "\n", r->dropping);
 }
 

@@ -15,6 +15,7 @@
 #include <uuid/uuid.h>
 
 #include "cli.h"
+#include "corrupt.h"
 
 #include "arbor/btree.h"
 #include "arbor/fs.h"
@@ -587,13 +588,14 @@ static const struct cmd_struct cmd_struct_inspect_dump_tree = {
 static const char *const cmd_inspect_usage[] = {
         "arbor -i IMAGE inspect COMMAND",
         "",
-        "Read-only views of an image, for debugging.",
+        "Read-only views of an image, for debugging (and corrupt, to damage one).",
         NULL,
 };
 
 static const struct cmd_struct *const inspect_commands[] = {
         &cmd_struct_inspect_superblock,
         &cmd_struct_inspect_dump_tree,
+        &cmd_struct_inspect_corrupt,
         NULL,
 };
 

@@ -155,6 +155,18 @@ static int count_leaf_extents(struct checker *c, const uint8_t *leaf, struct sub
 		                     &bytenr, &nsectors))
 			continue;
 		sum->data += nsectors;
+		if (!arb_sm_valid_range(&c->fs->sm, bytenr, nsectors)) {
+			/* a sound node naming impossible data: the item is the
+			 * problem (fsck removes it), not the tree */
+			arb_msgf(c->fs, ARB_MSG_ERR,
+			         "node %llu: extent item (%llu %u %llu) names sectors outside "
+			         "allocatable space",
+			         (unsigned long long)node_bytenr(leaf),
+			         (unsigned long long)k.objectid, k.type,
+			         (unsigned long long)k.offset);
+			c->r->bad_extents++;
+			continue;
+		}
 		if (add_ref(c, bytenr, nsectors) == -ENOMEM)
 			return -ENOMEM;
 	}
@@ -431,10 +443,9 @@ int arb_check_ex(struct arb_fs *fs, const struct arb_check_opts *opts,
 		err = visit_user_trees(&c);
 	if (!err)
 		err = count_deferred(&c);
-	/* with a subtree unreadable the walk undercounts: never "fix" live
-	 * blocks free */
-	c.fix = c.fix && !report->bad_nodes;
-	if (!err)
+	/* with a subtree unreadable the walk undercounts: the counts mean
+	 * nothing, and must never "fix" live blocks free */
+	if (!err && !report->bad_nodes)
 		compare_counts(&c);
 	if (!err)
 		err = c.fix_err;
@@ -445,7 +456,7 @@ int arb_check_ex(struct arb_fs *fs, const struct arb_check_opts *opts,
 	if (err)
 		return err;
 	if (report->bad_nodes || report->count_mismatch || report->leaked || report->missing ||
-	    report->used_mismatch || report->tree_totals)
+	    report->used_mismatch || report->tree_totals || report->bad_extents)
 		return -EUCLEAN;
 	return 0;
 }

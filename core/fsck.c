@@ -233,7 +233,9 @@ static int find_intact_commit(struct fsck *f, struct arb_fs **ret_fs, struct arb
 		struct arb_fs *fs;
 		int err = open_at(f, f->gens[i], false, &fs);
 
-		if (err == -ENOMEM)
+		/* only damage makes an older commit worth a try: not memory,
+		 * not features this build does not have */
+		if (err == -ENOMEM || err == -EOPNOTSUPP)
 			return err;
 		if (err)
 			continue; /* no older slot of the ring opens either */

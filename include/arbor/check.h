@@ -24,6 +24,7 @@ struct arb_check_report {
 	uint64_t used_mismatch;  /* superblock sectors_used differs (0 or 1) */
 	uint64_t tree_totals;    /* trees whose referenced counts are wrong */
 	uint64_t dropping;       /* deleted trees not yet freed (counted in trees) */
+	uint64_t bad_extents;    /* extent items naming sectors outside the device */
 };
 
 /* Check the last committed state plus the running transaction.  Returns 0

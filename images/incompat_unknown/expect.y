@@ -1,0 +1,2 @@
+unsupported incompatible features 0x8000000000000000
+exit 8
