@@ -100,6 +100,15 @@ static void fx_setup(struct fx *x, unsigned files)
 	x->t.fs = NULL;
 }
 
+/* One more file, in a commit of its own, on the closed fixture. */
+static void add_file_offline(struct fx *x)
+{
+	tu_fs_open(&x->t);
+	add_file(x);
+	arb_close(x->t.fs);
+	x->t.fs = NULL;
+}
+
 static void fx_free(struct fx *x)
 {
 	tu_fs_destroy(&x->t);
@@ -357,6 +366,80 @@ static void test_counts(void **state)
 	fx_free(&x);
 }
 
+/* fsck of another device than the fixture's. */
+static struct arb_fsck_report fsck_dev(struct arb_dev *dev, bool repair)
+{
+	struct arb_fsck_opts o = {.repair = repair, .msg = NULL};
+	struct arb_fsck_report r;
+
+	TU_RC(arb_fsck(dev, &o, &r));
+	return r;
+}
+
+/*
+ * A repair is crash-safe: cut the power after every write of a repair (and
+ * with the unflushed writes reordered), and the image either is as it was
+ * (the same problems) or is repaired (none) - never something else.  The
+ * damage: a leaked extent, a wrong tree total, a file whose inode item is
+ * gone, and a damaged leaf in the newest commit (so the repair also goes
+ * back one commit and rewrites every slot).
+ */
+static void test_repair_crash(void **state)
+{
+	struct fx x;
+	struct arb_fsck_report before, r;
+	uint64_t leaked, id, states = 0, untouched = 0, repaired = 0;
+	struct arb_stat st;
+	size_t events;
+
+	(void)state;
+	fx_setup(&x, 3);
+	tu_fs_open(&x.t);
+	TU_RC(arb_extent_alloc(x.t.fs, 2, &leaked));
+	TU_RC(arb_vfs_subvol_default(x.t.fs, &id));
+	TU_RC(arb_vfs_lookup(x.t.fs, x.root, "f1", &st));
+	{
+		struct arb_key k = {st.ino & ((1ull << ARB_SUBVOL_SHIFT) - 1), ARB_INODE_ITEM_KEY,
+		                    0};
+
+		TU_RC(arb_delete(tu_tree(x.t.fs, id), &k));
+	}
+	tu_commit(x.t.fs);
+	arb_close(x.t.fs);
+	x.t.fs = NULL;
+	add_file_offline(&x);
+	flip_byte(&x, leaf_written_by(&x, x.gen_of[x.files - 1]) + 200);
+
+	before = fsck_run(&x, false, false);
+	TU_ASSERT(before.errors >= 3, "%" PRIu64 " problems", before.errors);
+	arb_memdev_record(x.t.dev);
+	r = fsck_run(&x, true, false);
+	TU_EQ_U64(r.fixed, r.errors);
+	events = arb_memdev_events(x.t.dev);
+	for (size_t cut = 0; cut <= events; cut++) {
+		for (uint64_t seed = 0; seed < (cut % 3 ? 1u : 3u); seed++) {
+			struct arb_dev *dev;
+
+			tu_ctx_op(cut);
+			TU_RC(arb_memdev_crash_image(x.t.dev, cut, seed, &dev));
+			r = fsck_dev(dev, false);
+			TU_ASSERT(r.errors == 0 || r.errors == before.errors,
+			          "cut %zu: %" PRIu64 " problems (before the repair %" PRIu64 ")",
+			          cut, r.errors, before.errors);
+			untouched += r.errors != 0;
+			repaired += r.errors == 0;
+			states++;
+			arb_dev_close(dev);
+		}
+	}
+	TU_ASSERT(untouched > 0 && repaired > 0, "untouched %" PRIu64 ", repaired %" PRIu64,
+	          untouched, repaired);
+	print_message("# repair crash: %zu events, %" PRIu64 " crash states: %" PRIu64
+	              " as before, %" PRIu64 " repaired\n",
+	              events, states, untouched, repaired);
+	fx_free(&x);
+}
+
 int main(void)
 {
 	struct tu_tests ts = {0};
@@ -367,5 +450,6 @@ int main(void)
 	tu_tests_add(&ts, "damaged leaf", test_damaged_leaf);
 	tu_tests_add(&ts, "damaged root", test_damaged_root);
 	tu_tests_add(&ts, "counts", test_counts);
+	tu_tests_add(&ts, "repair crash", test_repair_crash);
 	return tu_tests_run(&ts, "fsck");
 }
