@@ -7,7 +7,8 @@
 # filesystem once), the table shows medians and ratios.
 #
 #   fs-bench.sh [--dir DIR] [--rounds R] [--size-gib G] [--quick]
-#               [--only arborfs|fuse2fs|btrfs|all]
+#               [--only arborfs|fuse2fs|btrfs|all[,...]]
+#               [--workloads seq,rand,files,untar]
 #               [--arborfs PATH] [--mkfs-arbor PATH]
 #
 # Workloads (higher is better in every row):
@@ -33,12 +34,13 @@ dir=${ARBOR_BENCH_DIR:-/var/tmp}
 rounds=3
 size_gib=1
 only=all
+workloads=seq,rand,files,untar
 quick=0
 arborfs=${ARBORFS:-}
 mkfs_arbor=${MKFS_ARBOR:-}
 
 usage() {
-	sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--size-gib) size_gib=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
+	--workloads) workloads=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--arborfs) arborfs=$2; shift 2 ;;
 	--mkfs-arbor) mkfs_arbor=$2; shift 2 ;;
@@ -63,11 +66,23 @@ die() {
 
 case $rounds in ''|*[!0-9]*|0) die "--rounds wants a positive integer" ;; esac
 case $size_gib in ''|*[!0-9]*|0) die "--size-gib wants a positive integer" ;; esac
-case $only in
-all) fslist="arborfs fuse2fs btrfs" ;;
-arborfs|fuse2fs|btrfs) fslist=$only ;;
-*) die "--only wants arborfs, fuse2fs, btrfs or all" ;;
-esac
+fslist=
+for fs in ${only//,/ }; do
+	case $fs in
+	all) fslist="$fslist arborfs fuse2fs btrfs" ;;
+	arborfs|fuse2fs|btrfs) fslist="$fslist $fs" ;;
+	*) die "--only wants arborfs, fuse2fs, btrfs or all (or a list: arborfs,fuse2fs)" ;;
+	esac
+done
+[ -n "$fslist" ] || die "--only wants arborfs, fuse2fs, btrfs or all"
+for w in ${workloads//,/ }; do
+	case $w in
+	seq|rand|files|untar) ;;
+	*) die "--workloads wants a list of seq, rand, files, untar" ;;
+	esac
+done
+# wants WORKLOAD: is it in --workloads?
+wants() { case ",$workloads," in *",$1,"*) return 0 ;; esac; return 1; }
 
 # sizes
 if [ "$quick" = 1 ]; then
@@ -264,28 +279,20 @@ record() {
 
 # ------------------------------------------------------------ the workloads
 
-run_fs() {
-	local fs=$1 t0 t1 out ok=1
-	if ! fs_mkfs "$fs" || ! fs_mount "$fs"; then
-		echo "$prog: $fs: mkfs or mount failed (see below)" >&2
-		tail -5 "$work/log" >&2
-		fs_destroy "$fs"
-		return 1
-	fi
-
-	# (1) sequential write, 1 MiB writes, final fsync
+# (1) sequential write, 1 MiB writes, final fsync; (2) cold sequential read
+run_seq() {
+	local fs=$1 t0 t1
 	t0=$(now)
-	if fio --name=seqw --filename="$MNT/seq" --rw=write --bs=1M \
+	if ! fio --name=seqw --filename="$MNT/seq" --rw=write --bs=1M \
 		--size="${seq_mib}m" --end_fsync=1 --ioengine=psync \
 		--output="$work/fio.out" >/dev/null 2>>"$work/log"; then
-		t1=$(now)
-		record "$fs" seqwrite "$(rate "$seq_mib" "$t0" "$t1")"
-	else
-		record "$fs" seqwrite FAIL; ok=0
+		record "$fs" seqwrite FAIL
+		record "$fs" coldread FAIL
+		return
 	fi
-
-	# (2) cold sequential read
-	if [ $ok = 1 ] && fs_cold "$fs"; then
+	t1=$(now)
+	record "$fs" seqwrite "$(rate "$seq_mib" "$t0" "$t1")"
+	if fs_cold "$fs"; then
 		t0=$(now)
 		if dd if="$MNT/seq" of=/dev/null bs=1M status=none; then
 			t1=$(now)
@@ -297,9 +304,11 @@ run_fs() {
 	else
 		record "$fs" coldread FAIL
 	fi
-	mountpoint -q "$MNT" || { fs_destroy "$fs"; return 1; }
+}
 
-	# (3) random 4 KiB overwrites of a laid-out file, fsync every 32 writes
+# (3) random 4 KiB overwrites of a laid-out file, fsync every 32 writes
+run_rand() {
+	local fs=$1 out
 	if dd if=/dev/urandom of="$MNT/rand" bs=1M count="$rand_mib" \
 		conv=fsync status=none 2>>"$work/log" &&
 		fio --name=randw --filename="$MNT/rand" --rw=randwrite --bs=4k \
@@ -312,30 +321,35 @@ run_fs() {
 		record "$fs" randwrite FAIL
 	fi
 	rm -f "$MNT/rand"
+}
 
-	# (4) small files: create, cold walk, delete
+# (4) small files: create, cold walk, delete
+run_files() {
+	local fs=$1 out
 	mkdir "$MNT/files"
-	if out=$("$work/fs-bench-files" create "$MNT/files" "$nfiles" "$ndirs"); then
-		record "$fs" create "${out##* }"
-		if fs_cold "$fs" && out=$("$work/fs-bench-files" walk "$MNT/files" "$nfiles" "$ndirs"); then
-			record "$fs" walk "${out##* }"
-		else
-			record "$fs" walk FAIL
-		fi
-		if mountpoint -q "$MNT" &&
-			out=$("$work/fs-bench-files" delete "$MNT/files" "$nfiles" "$ndirs"); then
-			record "$fs" delete "${out##* }"
-		else
-			record "$fs" delete FAIL
-		fi
-	else
+	if ! out=$("$work/fs-bench-files" create "$MNT/files" "$nfiles" "$ndirs"); then
 		record "$fs" create FAIL
 		record "$fs" walk FAIL
 		record "$fs" delete FAIL
+		return
 	fi
-	mountpoint -q "$MNT" || { fs_destroy "$fs"; return 1; }
+	record "$fs" create "${out##* }"
+	if fs_cold "$fs" && out=$("$work/fs-bench-files" walk "$MNT/files" "$nfiles" "$ndirs"); then
+		record "$fs" walk "${out##* }"
+	else
+		record "$fs" walk FAIL
+	fi
+	if mountpoint -q "$MNT" &&
+		out=$("$work/fs-bench-files" delete "$MNT/files" "$nfiles" "$ndirs"); then
+		record "$fs" delete "${out##* }"
+	else
+		record "$fs" delete FAIL
+	fi
+}
 
-	# (5) unpack a real source tree + sync
+# (5) unpack a real source tree + sync
+run_untar() {
+	local fs=$1 t0 t1
 	mkdir "$MNT/untar"
 	t0=$(now)
 	if tar -xf "$tarball" -C "$MNT/untar" && sync -f "$MNT/untar"; then
@@ -345,7 +359,27 @@ run_fs() {
 	else
 		record "$fs" untar FAIL
 	fi
+}
 
+# every workload of --workloads in order, on one fresh image
+run_fs() {
+	local fs=$1 w
+	if ! fs_mkfs "$fs" || ! fs_mount "$fs"; then
+		echo "$prog: $fs: mkfs or mount failed (see below)" >&2
+		tail -5 "$work/log" >&2
+		fs_destroy "$fs"
+		return 1
+	fi
+	for w in seq rand files untar; do
+		wants "$w" || continue
+		case $w in
+		seq) run_seq "$fs" ;;
+		rand) run_rand "$fs" ;;
+		files) run_files "$fs" ;;
+		untar) run_untar "$fs" ;;
+		esac
+		mountpoint -q "$MNT" || { fs_destroy "$fs"; return 1; }
+	done
 	if ! fs_umount "$fs"; then
 		echo "$prog: $fs: unmount or final commit failed" >&2
 		tail -5 "$work/log" >&2
@@ -370,6 +404,7 @@ tar_mib=$(du -m --apparent-size "$tarball" | cut -f1)
 start=$(date +%s)
 log "$(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 log "images: sparse ${img_gib} GiB files in $dir; rounds: $rounds (interleaved)"
+log "workloads: $workloads; filesystems:$fslist"
 log "seq: ${seq_mib} MiB; rand: ${rand_mib} MiB; files: $nfiles x 4 KiB in $ndirs dirs"
 log "untar: tar of $tar_src ($tar_files entries, $tar_mib MiB, uncompressed)"
 [ -n "$arborfs" ] && log "arborfs: $arborfs"

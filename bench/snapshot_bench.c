@@ -12,86 +12,14 @@
  *
  *   snapshot_bench [--files N,M,...] [--rounds R] [--dir DIR]
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "arbor/fs.h"
-#include "arbor/io.h"
-#include "arbor/vfs.h"
+#include "bench_common.h"
 
-#define MAX_SIZES 8
 #define MAX_ROUNDS 99
-#define PER_DIR 1000
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "snapshot_bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* A subvolume named name holding nfiles small files; returns its id. */
-static uint64_t populate(struct arb_fs *fs, arb_ino_t top, const char *name, long nfiles)
-{
-	static const char data[100] = "snapshot bench file: one hundred bytes of content, enough "
-	                              "to be inline data in the leaf.";
-	struct arb_cred cred = {0, 0};
-	struct arb_stat sub, dir, st;
-	char n[64];
-	int err = arb_vfs_subvol_make(fs, top, name, 0755, &cred, &sub);
-
-	if (err)
-		die("subvolume create", err);
-	for (long i = 0; i < nfiles; i++) {
-		size_t w;
-
-		if (i % PER_DIR == 0) {
-			snprintf(n, sizeof(n), "d%06ld", i / PER_DIR);
-			err = arb_vfs_mkdir(fs, sub.ino, n, 0755, &cred, &dir);
-			if (err)
-				die("mkdir", err);
-		}
-		snprintf(n, sizeof(n), "f%07ld", i);
-		err = arb_vfs_mknod(fs, dir.ino, n, S_IFREG | 0644, 0, &cred, &st);
-		if (!err)
-			err = arb_vfs_write(fs, st.ino, 0, data, sizeof(data), &w);
-		if (err)
-			die("create a file", err);
-		if (i % 100000 == 99999 && (err = arb_commit(fs)))
-			die("commit", err);
-	}
-	if ((err = arb_commit(fs)))
-		die("commit", err);
-	return arb_ino_subvol(sub.ino);
-}
 
 struct result {
 	long files;
@@ -108,119 +36,104 @@ static void time_snapshots(struct arb_fs *fs, arb_ino_t top, uint64_t id, int ro
 		int err;
 
 		snprintf(n, sizeof(n), "snap-%" PRIu64 "-%d", id, i);
-		t0 = now();
+		t0 = bench_now();
 		err = arb_vfs_snapshot(fs, id, top, n, ARB_SNAPSHOT_RDONLY, NULL);
-		t1 = now();
+		t1 = bench_now();
 		if (!err)
 			err = arb_commit(fs);
-		t2 = now();
+		t2 = bench_now();
 		if (err)
-			die("snapshot", err);
+			bench_die("snapshot", err);
 		r->snap[i] = (t1 - t0) * 1e6;
 		r->durable[i] = (t2 - t0) * 1e6;
 	}
 }
 
-static int parse_sizes(char *s, long *sizes)
-{
-	int n = 0;
+struct options {
+	long sizes[BENCH_MAX_LIST];
+	int nsizes, rounds;
+	const char *dir;
+};
 
-	for (char *tok = strtok(s, ","); tok && n < MAX_SIZES; tok = strtok(NULL, ","))
-		if ((sizes[n++] = strtol(tok, NULL, 10)) <= 0)
-			return -1;
-	return n;
-}
-
-int main(int argc, char **argv)
+static void parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {{"files", required_argument, NULL, 'f'},
 	                                         {"rounds", required_argument, NULL, 'r'},
 	                                         {"dir", required_argument, NULL, 'd'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	char sizes_arg[256] = "10,1000000", path[4096];
-	const char *dir = "/var/tmp";
-	long sizes[MAX_SIZES];
-	int nsizes, rounds = 15, c;
-	static struct result res[MAX_SIZES];
+	const char *sizes = "10,1000000";
+	int c;
 
+	o->rounds = 15;
+	o->dir = "/var/tmp";
 	while ((c = getopt_long(argc, argv, "f:r:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			snprintf(sizes_arg, sizeof(sizes_arg), "%s", optarg);
+			sizes = optarg;
 			break;
 		case 'r':
-			rounds = atoi(optarg);
+			o->rounds = atoi(optarg);
 			break;
 		case 'd':
-			dir = optarg;
+			o->dir = optarg;
 			break;
 		default:
 			fprintf(stderr, "usage: snapshot_bench [--files N,M,...] [--rounds R] "
 			                "[--dir DIR]\n");
-			return c == 'h' ? 0 : 2;
+			exit(c == 'h' ? 0 : 2);
 		}
 	}
-	nsizes = parse_sizes(sizes_arg, sizes);
-	if (nsizes <= 0 || rounds < 1 || rounds > MAX_ROUNDS) {
-		fprintf(stderr, "snapshot_bench: --files wants positive counts, --rounds 1..%d\n",
-		        MAX_ROUNDS);
-		return 2;
+	o->nsizes = bench_parse_list(sizes, o->sizes);
+	if (o->nsizes <= 0 || o->rounds < 1 || o->rounds > MAX_ROUNDS) {
+		fprintf(stderr,
+		        "snapshot_bench: --files wants up to %d positive counts, --rounds 1..%d\n",
+		        BENCH_MAX_LIST, MAX_ROUNDS);
+		exit(2);
 	}
-	snprintf(path, sizeof(path), "%s/snapshot-bench.%d.img", dir, (int)getpid());
+}
 
-	struct arb_dev *dev;
-	struct arb_fs *fs;
-	struct arb_cred cred = {0, 0};
-	struct arb_format_opts fo = {0};
-	arb_ino_t top;
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	int err = fd < 0 ? -errno : ftruncate(fd, 64ll << 30) ? -errno : 0;
-
-	if (fd >= 0)
-		close(fd);
-	if (!err)
-		err = arb_dev_open_file(path, ARB_DEV_EXCL, &dev);
-	if (!err)
-		err = arb_format(dev, &fo);
-	if (!err)
-		err = arb_open(dev, NULL, &fs);
-	if (!err)
-		err = arb_vfs_init(fs, 0755, &cred);
-	if (!err)
-		err = arb_vfs_root(fs, 0, &top);
-	if (err) {
-		unlink(path);
-		die(path, err);
-	}
-	for (int s = 0; s < nsizes; s++) {
-		char name[32];
-		double t0 = now();
-
-		snprintf(name, sizeof(name), "sub%ld", sizes[s]);
-		uint64_t id = populate(fs, top, name, sizes[s]);
-
-		fprintf(stderr, "# %ld files written and committed in %.1f s\n", sizes[s],
-		        now() - t0);
-		res[s].files = sizes[s];
-		time_snapshots(fs, top, id, rounds, &res[s]);
-	}
-	arb_close(fs);
-	arb_dev_close(dev);
-	unlink(path);
-
+static void print_table(struct result *res, int nsizes, int rounds)
+{
 	printf("%-12s %14s %14s %18s %18s\n", "files", "snapshot us", "worst us",
 	       "+commit us (med)", "+commit worst us");
 	for (int s = 0; s < nsizes; s++) {
-		double sm = median(res[s].snap, rounds), snap_worst = res[s].snap[rounds - 1];
-		double dm = median(res[s].durable, rounds), dur_worst = res[s].durable[rounds - 1];
+		double sm = bench_median(res[s].snap, rounds), snap_worst = res[s].snap[rounds - 1];
+		double dm = bench_median(res[s].durable, rounds);
+		double dur_worst = res[s].durable[rounds - 1];
 
 		printf("%-12ld %14.1f %14.1f %18.1f %18.1f\n", res[s].files, sm, snap_worst, dm,
 		       dur_worst);
 	}
 	printf("# medians of %d snapshots each; the ratio of the largest to the smallest size: "
 	       "snapshot %.2fx, snapshot+commit %.2fx\n",
-	       rounds, median(res[nsizes - 1].snap, rounds) / median(res[0].snap, rounds),
-	       median(res[nsizes - 1].durable, rounds) / median(res[0].durable, rounds));
+	       rounds,
+	       bench_median(res[nsizes - 1].snap, rounds) / bench_median(res[0].snap, rounds),
+	       bench_median(res[nsizes - 1].durable, rounds) /
+	               bench_median(res[0].durable, rounds));
+}
+
+int main(int argc, char **argv)
+{
+	static struct result res[BENCH_MAX_LIST];
+	struct bench_image img = {0};
+	struct options o;
+
+	parse_args(argc, argv, &o);
+	bench_image_open(o.dir, &img);
+	for (int s = 0; s < o.nsizes; s++) {
+		char name[32];
+		double t0 = bench_now();
+
+		snprintf(name, sizeof(name), "sub%ld", o.sizes[s]);
+		uint64_t id = bench_populate(&img, name, o.sizes[s]);
+
+		fprintf(stderr, "# %ld files written and committed in %.1f s\n", o.sizes[s],
+		        bench_now() - t0);
+		res[s].files = o.sizes[s];
+		time_snapshots(img.fs, img.top, id, o.rounds, &res[s]);
+	}
+	bench_image_close(&img);
+	print_table(res, o.nsizes, o.rounds);
 	return 0;
 }
