@@ -39,6 +39,14 @@
 #define AFS_BLKSIZE 4096
 #define AFS_DEFAULT_COMMIT 5u
 
+/* A request answered by the worker thread (worker.c).  fn replies and
+ * frees the job; can_wait false: it must not wait for the kernel. */
+struct afs;
+struct afs_job {
+	void (*fn)(struct afs *a, struct afs_job *job, bool can_wait);
+	struct afs_job *next;
+};
+
 struct afs {
 	pthread_mutex_t lock; /* around every core call */
 	struct arb_fs *fs;
@@ -51,10 +59,17 @@ struct afs {
 	bool debug;
 	unsigned commit_secs; /* 0: commit only on fsync and unmount */
 
-	/* for notifications to the kernel (ioctl.c) */
+	/* for notifications to the kernel (ioctl.c, file.c) */
 	struct fuse_session *se;
-	bool single_thread;  /* -s: no other thread serves requests */
 	atomic_uint writers; /* file handles open for writing */
+
+	/* the worker thread (worker.c) */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_wake;
+	struct afs_job *jobs, *jobs_tail;
+	bool jobs_stopping;
+	pthread_t worker;
+	bool worker_running;
 
 	/* the commit thread */
 	pthread_cond_t wake;
@@ -89,6 +104,13 @@ int afs_commit_locked(struct afs *a);
 
 int afs_committer_start(struct afs *a);
 void afs_committer_stop(struct afs *a);
+
+/* ---- worker.c: requests that wait for the kernel ------------------------- */
+
+int afs_worker_start(struct afs *a);
+void afs_worker_stop(struct afs *a);
+/* Unlocked: hand job to the worker thread (or run it, unable to wait). */
+void afs_defer(struct afs *a, struct afs_job *job);
 
 /* ---- cleaner.c: freeing deleted subvolumes in the background ------------- */
 

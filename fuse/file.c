@@ -213,41 +213,67 @@ void afs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	reply_err(req, ret);
 }
 
-/* The kernel does not write back its dirty pages before it asks for
- * SEEK_DATA/SEEK_HOLE, so the data of a write(2) that is still in its
- * writeback cache would look like a hole.  While any file is open for
- * writing, invalidating the inode's pages first makes the kernel write the
- * dirty ones back (as WRITE requests that other threads serve) before the
- * map is read.  Not with -s: the only thread would wait for itself. */
-static void write_back_kernel_pages(struct afs *a, fuse_ino_t ino)
+static void answer_lseek(struct afs *a, fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
 {
-	if (atomic_load(&a->writers) > 0 && a->se && !a->single_thread)
-		fuse_lowlevel_notify_inval_inode(a->se, ino, 0, 0);
+	uint64_t pos = 0;
+	int ret;
+
+	afs_lock(a);
+	ret = arb_vfs_lseek(a->fs, afs_ino(a, ino), (uint64_t)off, whence, &pos);
+	ret = afs_unlock(a, ret);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}
+
+/*
+ * The kernel does not write back its dirty pages before it asks for
+ * SEEK_DATA/SEEK_HOLE, so the data of a write(2) still in its writeback
+ * cache would look like a hole.  While any file is open for writing, the
+ * worker thread first invalidates the inode's pages, which makes the
+ * kernel write the dirty ones back (as WRITE requests the session thread
+ * serves meanwhile), and only then reads the map.
+ */
+struct seek_job {
+	struct afs_job job;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	off_t off;
+	int whence;
+};
+
+static void seek_job_run(struct afs *a, struct afs_job *job, bool can_wait)
+{
+	struct seek_job *j = (struct seek_job *)job;
+
+	if (can_wait && a->se)
+		fuse_lowlevel_notify_inval_inode(a->se, j->ino, 0, 0);
+	answer_lseek(a, j->req, j->ino, j->off, j->whence);
+	free(j);
 }
 
 /* Only SEEK_DATA and SEEK_HOLE come here; the kernel does the others. */
 void afs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct afs *a = afs_req(req);
-	uint64_t pos = 0;
-	int ret = 0;
+	struct seek_job *j;
 
 	(void)fi;
-	if (whence != SEEK_DATA && whence != SEEK_HOLE)
-		ret = -EINVAL;
-	else if (off < 0)
-		ret = -ENXIO;
-	if (!ret)
-		write_back_kernel_pages(a, ino);
-	if (!ret) {
-		afs_lock(a);
-		ret = arb_vfs_lseek(a->fs, afs_ino(a, ino), (uint64_t)off, whence, &pos);
-		ret = afs_unlock(a, ret);
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		reply_err(req, -EINVAL);
+		return;
 	}
-	if (ret)
-		reply_err(req, ret);
-	else
-		fuse_reply_lseek(req, (off_t)pos);
+	if (off < 0) {
+		reply_err(req, -ENXIO);
+		return;
+	}
+	if (atomic_load(&a->writers) == 0 || !(j = calloc(1, sizeof(*j)))) {
+		answer_lseek(a, req, ino, off, whence);
+		return;
+	}
+	*j = (struct seek_job){{seek_job_run, NULL}, req, ino, off, whence};
+	afs_defer(a, &j->job);
 }
 
 /* ---- the whole filesystem ---------------------------------------------------------- */

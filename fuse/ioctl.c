@@ -44,6 +44,7 @@
 #include "arborfs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -153,16 +154,16 @@ static void reply(fuse_req_t req, int ret, const void *out, size_t size)
 		fuse_reply_ioctl(req, 0, out, size);
 }
 
-/* Unlocked, before the reply: drop the kernel's dentry of parent/name (and
- * the parent's cached attributes).  The kernel takes the parent's inode
- * lock for this, which a lookup in that directory may hold while it waits
- * for an answer: with -s no other thread would give it, so there the
- * kernel is left to forget the name when it times out (AFS_TIMEOUT). */
-static void forget_name(struct afs *a, fuse_ino_t parent, const char *name)
+/* Drop the kernel's dentry of parent/name (and the parent's cached
+ * attributes).  The kernel takes the parent's inode lock for this, which a
+ * lookup in that directory may hold while it waits for the session thread:
+ * so only the worker thread does it (can_wait); otherwise the kernel
+ * forgets the name when it times out (AFS_TIMEOUT). */
+static void forget_name(struct afs *a, fuse_ino_t parent, const char *name, bool can_wait)
 {
 	int ret;
 
-	if (!a->se || a->single_thread)
+	if (!a->se || !can_wait)
 		return;
 	/* the parent's attributes (link count, size, times) are stale
 	 * whether the kernel knows the name or not */
@@ -172,6 +173,52 @@ static void forget_name(struct afs *a, fuse_ino_t parent, const char *name)
 	if (ret && ret != -ENOENT && ret != -ENOSYS)
 		afs_log(a, LOG_WARNING, "cannot invalidate the kernel's entry '%s': %s", name,
 		        strerror(-ret));
+}
+
+/* The answer to a change of names: the kernel forgets them, then the
+ * caller gets the reply (so that it sees the change at once). */
+struct names_job {
+	struct afs_job job;
+	fuse_req_t req;
+	fuse_ino_t parent;
+	char names[2][ARB_IOC_NAME_MAX + 1];
+	size_t size; /* of the reply */
+	union {
+		struct arb_ioc_subvol_args subvol;
+		struct arb_ioc_rollback_args rollback;
+	} out;
+};
+
+static void names_job_run(struct afs *a, struct afs_job *job, bool can_wait)
+{
+	struct names_job *j = (struct names_job *)job;
+
+	for (int i = 0; i < 2; i++)
+		if (j->names[i][0])
+			forget_name(a, j->parent, j->names[i], can_wait);
+	reply(j->req, 0, &j->out, j->size);
+	free(j);
+}
+
+/* Reply out (size bytes) once the kernel has forgotten name and name2. */
+static void reply_after_forget(fuse_req_t req, fuse_ino_t parent, const char *name,
+                               const char *name2, const void *out, size_t size)
+{
+	struct afs *a = afs_req(req);
+	struct names_job *j = calloc(1, sizeof(*j));
+
+	if (!j) { /* the names time out in the kernel */
+		reply(req, 0, out, size);
+		return;
+	}
+	j->job.fn = names_job_run;
+	j->req = req;
+	j->parent = parent;
+	snprintf(j->names[0], sizeof(j->names[0]), "%s", name);
+	snprintf(j->names[1], sizeof(j->names[1]), "%s", name2 ? name2 : "");
+	memcpy(&j->out, out, size);
+	j->size = size;
+	afs_defer(a, &j->job);
 }
 
 /* ---- arguments ------------------------------------------------------------------------ */
@@ -334,9 +381,11 @@ static void ioc_change(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const v
 	afs_lock(a);
 	ret = afs_unlock(a, fn(a, &c, ino, &args));
 	caller_free(&c);
-	if (!ret)
-		forget_name(a, ino, args.name);
-	reply(req, ret, &args, _IOC_DIR(cmd) & _IOC_READ ? sizeof(args) : 0);
+	if (ret)
+		reply(req, ret, NULL, 0);
+	else
+		reply_after_forget(req, ino, args.name, NULL, &args,
+		                   _IOC_DIR(cmd) & _IOC_READ ? sizeof(args) : 0);
 }
 
 /* ---- set-default and sync -------------------------------------------------------------- */
@@ -373,15 +422,36 @@ static void ioc_sync(fuse_req_t req)
 	reply(req, ret, NULL, 0);
 }
 
-/* Nothing to check: anyone may wait for what was deleted to be freed. */
-static void ioc_wait_cleaned(fuse_req_t req)
+struct wait_job {
+	struct afs_job job;
+	fuse_req_t req;
+};
+
+static void wait_job_run(struct afs *a, struct afs_job *job, bool can_wait)
 {
-	struct afs *a = afs_req(req);
+	struct wait_job *j = (struct wait_job *)job;
 	int ret;
 
+	(void)can_wait; /* this waits for the cleaner, not for the kernel */
 	afs_lock(a);
 	ret = afs_unlock(a, a->read_only ? 0 : afs_cleaner_wait(a));
-	reply(req, ret, NULL, 0);
+	reply(j->req, ret, NULL, 0);
+	free(j);
+}
+
+/* Nothing to check: anyone may wait for what was deleted to be freed.  The
+ * worker thread waits, so that the session thread goes on serving. */
+static void ioc_wait_cleaned(fuse_req_t req)
+{
+	struct wait_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		reply(req, -ENOMEM, NULL, 0);
+		return;
+	}
+	j->job.fn = wait_job_run;
+	j->req = req;
+	afs_defer(afs_req(req), &j->job);
 }
 
 /* ---- info and list ---------------------------------------------------------------------- */
@@ -527,12 +597,10 @@ static void ioc_rollback(fuse_req_t req, fuse_ino_t ino, const void *in_buf)
 	afs_lock(a);
 	ret = afs_unlock(a, do_rollback(a, &c, ino, &args));
 	caller_free(&c);
-	if (!ret) {
-		forget_name(a, ino, args.name);
-		if (args.keep_name[0])
-			forget_name(a, ino, args.keep_name);
-	}
-	reply(req, ret, &args, sizeof(args));
+	if (ret)
+		reply(req, ret, NULL, 0);
+	else
+		reply_after_forget(req, ino, args.name, args.keep_name, &args, sizeof(args));
 }
 
 /* ---- diff ------------------------------------------------------------------------------------ */

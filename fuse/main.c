@@ -7,7 +7,8 @@
  * Order, as libfuse's passthrough_ll: options, then every check that can
  * refuse (mount point, exclusive open of the image, superblock, subvolume,
  * orphan cleanup in memory), then session, signal handlers, mount,
- * daemonize, the commit thread and the multi-threaded loop.  A refusal
+ * daemonize, the commit, cleaner and worker threads, and the session loop
+ * (one thread: see worker.c for why).  A refusal
  * writes nothing: the first commit comes after the mount.  mount(8) runs
  * "arborfs SOURCE MOUNTPOINT -o OPTS" through mount.fuse3 for
  * "mount -t fuse.arborfs".
@@ -95,7 +96,7 @@ static const char *const usage_text[] = {
         OPTLINE("-o ro", "mount read-only: nothing is written to IMAGE"),
         OPTLINE("-f", "stay in the foreground"),
         OPTLINE("-d", "print every FUSE request (implies -f)"),
-        OPTLINE("-s", "single-threaded"),
+        OPTLINE("-s", "single-threaded (always: accepted for compatibility)"),
         OPTLINE("-V, --version", "show the version"),
         OPTLINE("-h, --help", "show this help, then libfuse's options"),
         "",
@@ -406,22 +407,18 @@ static void close_image(struct afs *a)
 
 /* ---- the session ---------------------------------------------------------------------- */
 
-static int session_loop(struct fuse_session *se, const struct fuse_cmdline_opts *c)
+/* One thread serves every request; the few that must wait for the kernel
+ * go to the worker thread (worker.c). */
+static int session_loop(struct afs *a, struct fuse_session *se)
 {
-	struct fuse_loop_config *cfg;
 	int ret;
 
-	if (c->singlethread)
-		return fuse_session_loop(se);
-	cfg = fuse_loop_cfg_create();
-	if (!cfg)
-		return -ENOMEM;
-	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)c->clone_fd);
-	if (c->max_idle_threads != UINT_MAX)
-		fuse_loop_cfg_set_idle_threads(cfg, c->max_idle_threads);
-	fuse_loop_cfg_set_max_threads(cfg, c->max_threads);
-	ret = fuse_session_loop_mt(se, cfg);
-	fuse_loop_cfg_destroy(cfg);
+	if (afs_worker_start(a))
+		afs_log(a, LOG_WARNING,
+		        "no worker thread: the kernel forgets names of changed "
+		        "subvolumes only when they time out");
+	ret = fuse_session_loop(se);
+	afs_worker_stop(a);
 	return ret;
 }
 
@@ -455,9 +452,10 @@ static int serve(struct afs *a, struct fuse_session *se, const struct fuse_cmdli
 	if (afs_committer_start(a))
 		afs_log(a, LOG_WARNING, "no commit thread: commits on fsync and unmount only");
 	if (afs_cleaner_start(a))
-		afs_log(a, LOG_WARNING, "no cleaner thread: deleted subvolumes are freed "
-		                        "by `arbor subvolume delete --wait` only");
-	ret = session_loop(se, c) < 0 ? EXIT_ERROR : EXIT_OK;
+		afs_log(a, LOG_WARNING,
+		        "no cleaner thread: deleted subvolumes are freed "
+		        "by `arbor subvolume delete --wait` only");
+	ret = session_loop(a, se) < 0 ? EXIT_ERROR : EXIT_OK;
 	afs_cleaner_stop(a);
 	afs_committer_stop(a);
 out_unmount:
@@ -481,6 +479,8 @@ static void afs_init(struct afs *a)
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&a->clean_wake, NULL);
 	pthread_cond_init(&a->cleaned, NULL);
+	pthread_mutex_init(&a->jobs_lock, NULL);
+	pthread_cond_init(&a->jobs_wake, NULL);
 }
 
 static int parse_args(struct fuse_args *args, struct afs_opts *o)
@@ -519,7 +519,6 @@ static int run(struct fuse_args *args, struct afs_opts *o, struct afs *a)
 	if (add_defaults(args, o) || fuse_parse_cmdline(args, &c))
 		return EXIT_ERROR;
 	a->debug = c.debug;
-	a->single_thread = c.singlethread;
 	se = fuse_session_new(args, &afs_ops, sizeof(afs_ops), a);
 	a->se = se;
 	if (!se) {
