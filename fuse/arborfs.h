@@ -38,6 +38,9 @@
 #define AFS_MAX_READAHEAD (1u << 20)
 #define AFS_BLKSIZE 4096
 #define AFS_DEFAULT_COMMIT 5u
+/* Microseconds the session thread polls for the next request before it
+ * sleeps (main.c) */
+#define AFS_SPIN_US 100u
 
 /* A request answered by the worker thread (worker.c).  fn replies and
  * frees the job; can_wait false: it must not wait for the kernel. */
@@ -58,6 +61,7 @@ struct afs {
 	bool use_syslog; /* daemonized: messages go to syslog */
 	bool debug;
 	unsigned commit_secs; /* 0: commit only on fsync and unmount */
+	double spin_us;       /* the session thread polls this long before it sleeps */
 
 	/* for notifications to the kernel (ioctl.c, file.c) */
 	struct fuse_session *se;

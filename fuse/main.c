@@ -20,6 +20,8 @@
 #include "arborfs.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -42,6 +45,7 @@ struct afs_opts {
 	char *image;
 	char *mountpoint;
 	char *commit; /* -o commit=N */
+	char *spin;   /* -o spin=US */
 	char *subvol; /* -o subvol=ID or subvol=PATH */
 	int nonopts;
 	bool ro, has_fsname, has_subtype, help, version, bad;
@@ -56,6 +60,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW, KEY_FSNAME, KEY_SUBTYPE };
 
 static const struct fuse_opt opt_spec[] = {
         AFS_OPT("commit=%s", commit),
+        AFS_OPT("spin=%s", spin),
         AFS_OPT("subvol=%s", subvol),
         FUSE_OPT_KEY("ro", KEY_RO),
         FUSE_OPT_KEY("rw", KEY_RW),
@@ -89,6 +94,8 @@ static const char *const usage_text[] = {
         "",
         "Options:",
         OPTLINE("-o commit=N", "commit every N seconds (default 5; 0: only on fsync and unmount)"),
+        OPTLINE("-o spin=US", "poll US microseconds for the next request before sleeping\n"
+                              "            (default 100; 0: never poll)"),
         OPTLINE("-o subvol=ID|PATH",
                 "mount the subvolume with tree id ID, or the one at PATH (names of\n"
                 "            subvolumes and directories from the root of the default\n"
@@ -218,6 +225,10 @@ static int check_values(const struct afs_opts *o, struct afs *a, struct subvol_s
 	if (o->commit && parse_u64(o->commit, UINT32_MAX, &v))
 		return usage_error("commit=%s: expected a number of seconds", o->commit);
 	a->commit_secs = (unsigned)v;
+	v = (uint64_t)AFS_SPIN_US;
+	if (o->spin && parse_u64(o->spin, 100000, &v))
+		return usage_error("spin=%s: expected microseconds (at most 100000)", o->spin);
+	a->spin_us = (double)v;
 	subvol->id = 0;
 	subvol->path = NULL;
 	/* a number is an id; a subvolume named by digits is "./123" */
@@ -407,19 +418,65 @@ static void close_image(struct afs *a)
 
 /* ---- the session ---------------------------------------------------------------------- */
 
-/* One thread serves every request; the few that must wait for the kernel
- * go to the worker thread (worker.c). */
+static double mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* The next request: polled for spin_us before sleeping in the kernel. */
+static int next_request(struct fuse_session *se, struct fuse_buf *buf, double spin_us)
+{
+	double until = mono_us() + spin_us;
+	struct pollfd pfd = {.fd = fuse_session_fd(se), .events = POLLIN};
+	int res;
+
+	for (;;) {
+		res = fuse_session_receive_buf(se, buf);
+		if (res != -EAGAIN)
+			return res;
+		if (mono_us() >= until) {
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return -errno;
+			if (fuse_session_exited(se))
+				return -EINTR;
+			until = mono_us() + spin_us;
+		}
+	}
+}
+
+/*
+ * One thread serves every request; the few that must wait for the kernel
+ * go to the worker thread (worker.c).  Between requests the thread polls
+ * the device for a while before it sleeps: a process making requests one
+ * after the other (creating files) sends the next within microseconds,
+ * and a thread still running takes it without the wake-up of an idle CPU,
+ * which costs more than the work itself.
+ */
 static int session_loop(struct afs *a, struct fuse_session *se)
 {
-	int ret;
+	struct fuse_buf buf = {.mem = NULL};
+	int fd = fuse_session_fd(se), res = 0;
 
 	if (afs_worker_start(a))
 		afs_log(a, LOG_WARNING,
 		        "no worker thread: the kernel forgets names of changed "
 		        "subvolumes only when they time out");
-	ret = fuse_session_loop(se);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	while (!fuse_session_exited(se)) {
+		res = next_request(se, &buf, a->spin_us);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0)
+			break;
+		fuse_session_process_buf(se, &buf);
+	}
+	free(buf.mem);
+	fuse_session_reset(se);
 	afs_worker_stop(a);
-	return ret;
+	return res < 0 ? res : 0;
 }
 
 /* The last commit, after the session loop: destroy commits too, but it
@@ -549,6 +606,7 @@ int main(int argc, char *argv[])
 	free(o.image);
 	free(o.mountpoint);
 	free(o.commit);
+	free(o.spin);
 	free(o.subvol);
 	return ret;
 }
