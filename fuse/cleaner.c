@@ -99,8 +99,8 @@ int afs_cleaner_wait(struct afs *a)
 	if (!a->cleaner_running) /* no thread (-o ro has nothing to free) */
 		err = afs_check(a, arb_fs_drop_all(a->fs));
 	afs_cleaner_kick(a);
-	while (!err && !a->stopping && !a->failed &&
-	       (err = arb_fs_dropping(a->fs, &left)) == 0 && left)
+	while (!err && !a->stopping && !a->failed && (err = arb_fs_dropping(a->fs, &left)) == 0 &&
+	       left)
 		pthread_cond_wait(&a->cleaned, &a->lock);
 	if (!err && a->failed)
 		err = -EROFS;
