@@ -33,6 +33,7 @@
 #include "fs_internal.h"
 
 #define MAX_SLOTS (ARB_SUPER_COPIES * ARB_SUPER_SLOTS)
+#define FSCK_CACHE_BYTES (64u << 20)
 
 struct fsck {
 	struct arb_dev *dev;
@@ -203,6 +204,9 @@ static int open_at(struct fsck *f, uint64_t gen, bool writable, struct arb_fs **
 {
 	struct arb_open_opts oo = {
 	        .read_only = !writable,
+	        /* every node is visited once or twice, in order: a small cache
+	         * reuses its buffers instead of faulting in fresh memory */
+	        .cache_bytes = FSCK_CACHE_BYTES,
 	        .max_generation = gen,
 	        .msg = fs_msg,
 	        .msg_ctx = f,
