@@ -478,6 +478,7 @@ static int cow_node(struct arb_tree *t, struct arb_node **np, struct arb_node *p
 		return err;
 	/* the checksum field is rewritten when the copy is finalized */
 	memcpy(copy->buf, old->buf, fs->nodesize);
+	copy->insert_hint = old->insert_hint;
 	node_hdr(copy->buf)->bytenr = htole64(copy->bytenr);
 	node_hdr(copy->buf)->generation = htole64(fs->transid);
 	node_hdr(copy->buf)->owner = htole64(t->id);
@@ -734,6 +735,7 @@ static int insert_ptr(struct arb_tree *t, struct path *p, int level, struct arb_
 	make_kptr(right, fs->transid, &kp);
 	if (n < node_max_ptrs(fs->nodesize)) {
 		kptr_insert_at(node->buf, slot, &kp);
+		node->insert_hint = slot + 1;
 		return 0;
 	}
 	int err = alloc_node(t, node_level(node->buf), &sib);
@@ -745,13 +747,55 @@ static int insert_ptr(struct arb_tree *t, struct path *p, int level, struct arb_
 	gather(fs, node->buf, fs->scratch, e);
 	memmove(&e[slot + 1], &e[slot], (n - slot) * sizeof(*e));
 	e[slot].kp = kp;
-	uint32_t cut = best_cut(fs, e, n + 1, false);
+	/* the same reasoning as leaf_cut: a run of splits going right; but
+	 * each half keeps two children, so that every node has a sibling to
+	 * merge with */
+	uint32_t cut = node->insert_hint == slot && slot + 2 < n + 1 ? slot + 1
+	               : node->insert_hint == slot && slot >= 3      ? slot - 1
+	                                                        : best_cut(fs, e, n + 1, false);
 
 	fill(fs, node->buf, e, cut);
 	fill(fs, sib->buf, e + cut, n + 1 - cut);
+	node->insert_hint = slot < cut ? slot + 1 : 0;
+	sib->insert_hint = slot < cut ? 0 : slot - cut + 1;
 	err = insert_ptr(t, p, level + 1, sib);
 	arb_cache_unpin(&fs->cache, sib);
 	return err;
+}
+
+static uint64_t entries_bytes(const struct ventry *e, uint32_t cnt)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < cnt; i++)
+		total += e[i].len + ITEM_SZ;
+	return total;
+}
+
+/*
+ * Where to cut a leaf that overflows while `slot` takes a new entry, given
+ * the cnt entries with the new one at e[slot].  An insert right after the
+ * previous one is a run of ascending keys (new inodes at the end of the
+ * tree, a growing directory index, a file written front to back): cutting in
+ * the middle would leave half-empty leaves behind the run forever, so the
+ * cut goes just after the new entry (or just before it when it does not fit
+ * on the left), and the run goes on filling the right-hand leaf.  Anything
+ * else gets the even cut.
+ */
+static uint32_t leaf_cut(const struct arb_fs *fs, const struct arb_node *leaf, uint32_t slot,
+                         const struct ventry *e, uint32_t cnt)
+{
+	uint64_t usable = node_usable(fs->nodesize);
+
+	if (slot > 0 && leaf->insert_hint == slot) {
+		if (slot + 1 < cnt && entries_bytes(e, slot + 1) <= usable &&
+		    entries_bytes(e + slot + 1, cnt - slot - 1) <= usable)
+			return slot + 1;
+		if (entries_bytes(e, slot) <= usable &&
+		    entries_bytes(e + slot, cnt - slot) <= usable)
+			return slot;
+	}
+	return best_cut(fs, e, cnt, true);
 }
 
 static int split_leaf_insert(struct arb_tree *t, struct path *p, const struct arb_disk_key *key,
@@ -770,10 +814,12 @@ static int split_leaf_insert(struct arb_tree *t, struct path *p, const struct ar
 	e[slot].key = *key;
 	e[slot].data = data;
 	e[slot].len = len;
-	uint32_t cut = best_cut(fs, e, n + 1, true);
+	uint32_t cut = leaf_cut(fs, leaf, slot, e, n + 1);
 
 	fill(fs, leaf->buf, e, cut);
 	fill(fs, right->buf, e + cut, n + 1 - cut);
+	leaf->insert_hint = slot < cut ? slot + 1 : 0;
+	right->insert_hint = slot < cut ? 0 : slot - cut + 1;
 	if (slot == 0)
 		fix_first_key(p, 0);
 	err = insert_ptr(t, p, 1, right);
@@ -985,6 +1031,7 @@ static int insert_locked(struct arb_tree *t, const struct arb_key *key, const vo
 
 		if (leaf_free(leaf->buf, fs->nodesize) >= len + ITEM_SZ) {
 			leaf_insert_at(leaf->buf, fs->nodesize, p.slots[0], &dk, data, len);
+			leaf->insert_hint = p.slots[0] + 1;
 			if (p.slots[0] == 0)
 				fix_first_key(&p, 0);
 		} else {

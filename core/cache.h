@@ -19,6 +19,9 @@ struct arb_node {
 	bool dirty;
 	bool finalized; /* checksum computed for the commit in progress */
 	uint32_t csum;  /* valid when clean or finalized */
+	/* leaves: 1 + the slot of the last insert, 0 when unknown; tells a
+	 * run of ascending inserts from random ones when the leaf splits */
+	uint32_t insert_hint;
 	struct arb_node *hnext;
 	/* on the LRU list when clean and unpinned, on the dirty list when dirty */
 	struct arb_node *prev, *next;
