@@ -176,12 +176,36 @@ static int count_leaf_extents(struct checker *c, const uint8_t *leaf, struct sub
 static int visit(struct checker *c, const struct arb_ptr *ptr, bool is_root, const uint8_t *parent,
                  uint32_t pslot, const struct arb_key *hi, bool user, struct subtotal *sum);
 
+/* Ask the device for every child of an internal node at once, in runs of
+ * adjacent blocks: a walk that reads one node at a time would leave the
+ * disk idle while it checks each one. */
+static void prefetch_children(struct arb_fs *fs, const uint8_t *buf)
+{
+	uint64_t start = 0, len = 0;
+
+	for (uint32_t i = 0; i < node_nritems(buf); i++) {
+		uint64_t at = le64toh(node_ckptr(buf, i)->bytenr);
+
+		if (len && at == start + len) {
+			len += fs->nodesize;
+			continue;
+		}
+		if (len)
+			arb_dev_prefetch(fs->dev, start, len);
+		start = at;
+		len = fs->nodesize;
+	}
+	if (len)
+		arb_dev_prefetch(fs->dev, start, len);
+}
+
 /* The children of node buf, whose range ends at hi (NULL: no end). */
 static int visit_children(struct checker *c, const uint8_t *buf, const struct arb_key *hi,
                           bool user, struct subtotal *sum)
 {
 	int err = 0;
 
+	prefetch_children(c->fs, buf);
 	for (uint32_t i = 0; i < node_nritems(buf) && !err; i++) {
 		const struct arb_key_ptr *kp = node_ckptr(buf, i);
 		struct arb_ptr cp = {le64toh(kp->bytenr), le64toh(kp->generation),

@@ -129,6 +129,13 @@ static int file_flush(struct arb_dev *dev)
 	return 0;
 }
 
+static void file_prefetch(struct arb_dev *dev, uint64_t off, uint64_t len)
+{
+	/* the kernel reads ahead asynchronously, so the disk works while
+	 * the caller parses what it has */
+	(void)posix_fadvise(to_file_dev(dev)->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 static void file_close(struct arb_dev *dev)
 {
 	struct file_dev *fdev = to_file_dev(dev);
@@ -143,6 +150,7 @@ static const struct arb_dev_ops file_ops = {
         .pwritev = file_pwritev,
         .flush = file_flush,
         .close = file_close,
+        .prefetch = file_prefetch,
 };
 
 /* ---- opening --------------------------------------------------------- */
@@ -285,6 +293,12 @@ int arb_dev_flush(struct arb_dev *dev)
 	if (dev->read_only)
 		return 0;
 	return dev->ops->flush(dev);
+}
+
+void arb_dev_prefetch(struct arb_dev *dev, uint64_t off, uint64_t len)
+{
+	if (dev->ops->prefetch && off < dev->size)
+		dev->ops->prefetch(dev, off, len);
 }
 
 void arb_dev_close(struct arb_dev *dev)

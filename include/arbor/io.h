@@ -22,6 +22,8 @@ struct arb_dev_ops {
 	/* Make every completed write durable (fdatasync for files). */
 	int (*flush)(struct arb_dev *dev);
 	void (*close)(struct arb_dev *dev);
+	/* Optional: start reading a range that will be wanted soon. */
+	void (*prefetch)(struct arb_dev *dev, uint64_t off, uint64_t len);
 };
 
 struct arb_dev {
@@ -40,6 +42,8 @@ int arb_dev_read(struct arb_dev *dev, void *buf, size_t len, uint64_t off);
 int arb_dev_write(struct arb_dev *dev, const void *buf, size_t len, uint64_t off);
 int arb_dev_writev(struct arb_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off);
 int arb_dev_flush(struct arb_dev *dev);
+/* A hint, never an error: the range will be read soon. */
+void arb_dev_prefetch(struct arb_dev *dev, uint64_t off, uint64_t len);
 void arb_dev_close(struct arb_dev *dev);
 
 #endif
