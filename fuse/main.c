@@ -21,8 +21,10 @@
 
 #include <ctype.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -426,8 +428,23 @@ static double mono_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* The next request: polled for spin_us before sleeping in the kernel. */
-static int next_request(struct fuse_session *se, struct fuse_buf *buf, double spin_us)
+/* The signals that end the session (libfuse's handlers exit it). */
+static void session_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+}
+
+/*
+ * The next request: polled for spin_us before sleeping in the kernel.
+ * The session signals are blocked everywhere but in the ppoll below (the
+ * other threads inherit the block), so a signal always wakes this thread
+ * and can never slip in between the check of the exit flag and the sleep.
+ */
+static int next_request(struct fuse_session *se, struct fuse_buf *buf, double spin_us,
+                        const sigset_t *sleep_mask)
 {
 	double until = mono_us() + spin_us;
 	struct pollfd pfd = {.fd = fuse_session_fd(se), .events = POLLIN};
@@ -437,11 +454,11 @@ static int next_request(struct fuse_session *se, struct fuse_buf *buf, double sp
 		res = fuse_session_receive_buf(se, buf);
 		if (res != -EAGAIN)
 			return res;
+		if (fuse_session_exited(se))
+			return -EINTR;
 		if (mono_us() >= until) {
-			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			if (ppoll(&pfd, 1, NULL, sleep_mask) < 0 && errno != EINTR)
 				return -errno;
-			if (fuse_session_exited(se))
-				return -EINTR;
 			until = mono_us() + spin_us;
 		}
 	}
@@ -453,9 +470,9 @@ static int next_request(struct fuse_session *se, struct fuse_buf *buf, double sp
  * the device for a while before it sleeps: a process making requests one
  * after the other (creating files) sends the next within microseconds,
  * and a thread still running takes it without the wake-up of an idle CPU,
- * which costs more than the work itself.
+ * which costs more than the work itself.  A signal ends it with 0.
  */
-static int session_loop(struct afs *a, struct fuse_session *se)
+static int session_loop(struct afs *a, struct fuse_session *se, const sigset_t *sleep_mask)
 {
 	struct fuse_buf buf = {.mem = NULL};
 	int fd = fuse_session_fd(se), res = 0;
@@ -466,9 +483,11 @@ static int session_loop(struct afs *a, struct fuse_session *se)
 		        "subvolumes only when they time out");
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	while (!fuse_session_exited(se)) {
-		res = next_request(se, &buf, a->spin_us);
-		if (res == -EINTR)
+		res = next_request(se, &buf, a->spin_us, sleep_mask);
+		if (res == -EINTR) {
+			res = 0;
 			continue;
+		}
 		if (res <= 0)
 			break;
 		fuse_session_process_buf(se, &buf);
@@ -497,9 +516,12 @@ static int serve(struct afs *a, struct fuse_session *se, const struct fuse_cmdli
 {
 	bool mounted = false;
 	int ret = EXIT_ERROR;
+	sigset_t stop, sleep_mask;
 
 	if (fuse_set_signal_handlers(se))
 		return EXIT_ERROR;
+	session_signals(&stop);
+	pthread_sigmask(SIG_BLOCK, &stop, &sleep_mask);
 	if (fuse_session_mount(se, c->mountpoint))
 		goto out_signals;
 	mounted = true;
@@ -512,7 +534,7 @@ static int serve(struct afs *a, struct fuse_session *se, const struct fuse_cmdli
 		afs_log(a, LOG_WARNING,
 		        "no cleaner thread: deleted subvolumes are freed "
 		        "by `arbor subvolume delete --wait` only");
-	ret = session_loop(a, se) < 0 ? EXIT_ERROR : EXIT_OK;
+	ret = session_loop(a, se, &sleep_mask) < 0 ? EXIT_ERROR : EXIT_OK;
 	afs_cleaner_stop(a);
 	afs_committer_stop(a);
 out_unmount:
@@ -521,6 +543,7 @@ out_unmount:
 		ret = EXIT_ERROR;
 out_signals:
 	fuse_remove_signal_handlers(se);
+	pthread_sigmask(SIG_SETMASK, &sleep_mask, NULL);
 	return mounted ? ret : EXIT_ERROR;
 }
 
