@@ -24,15 +24,27 @@
 
 /* ---- open-addressing tables keyed by a non-zero u64 at offset 0 ---- */
 
+/* Keys below dense_n have a fixed slot in a flat array (inode numbers are
+ * handed out in order, so a subvolume's are dense: the walk touches the
+ * array in order, where a hash would scatter every access); the rest, if
+ * any, go to the hash table. */
 struct fhash {
 	uint8_t *v;
 	size_t esz, cap, used;
+	uint8_t *dense;
+	uint64_t dense_n;
 };
 
+/* Give keys below n a flat array (calloc: pages never touched cost
+ * nothing); on failure the hash table takes every key. */
+void fhash_dense(struct fhash *h, uint64_t n);
 void *fhash_get(const struct fhash *h, uint64_t key);
 /* The entry of key, created zeroed (but for the key) if missing; NULL: ENOMEM. */
 void *fhash_add(struct fhash *h, uint64_t key);
-void *fhash_at(const struct fhash *h, size_t i); /* NULL for a free slot */
+/* Every entry is fhash_at(h, i) for some i < fhash_slots(h), in increasing
+ * key order among the dense ones; NULL for a free slot. */
+size_t fhash_slots(const struct fhash *h);
+void *fhash_at(const struct fhash *h, size_t i);
 void fhash_free(struct fhash *h);
 
 /* ---- what is known of each inode ---- */

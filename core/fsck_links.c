@@ -65,7 +65,7 @@ static int cmp_u64(const void *a, const void *b)
 static int sorted_inos(struct fsck_sv *c, bool (*keep)(struct fsck_sv *, struct fino *),
                        struct inolist *l)
 {
-	for (size_t i = 0; i < c->inos.cap; i++) {
+	for (size_t i = 0; i < fhash_slots(&c->inos); i++) {
 		struct fino *f = fhash_at(&c->inos, i);
 
 		if (f && keep(c, f) && inolist_add(l, f->ino))
@@ -574,7 +574,7 @@ static int reach(struct fsck_sv *c, bool ok)
 	struct inolist path = {0}, l = {0};
 	int err = 0;
 
-	for (size_t i = 0; i < c->inos.cap && !err; i++) {
+	for (size_t i = 0; i < fhash_slots(&c->inos) && !err; i++) {
 		struct fino *f = fhash_at(&c->inos, i);
 
 		if (f && is_dir(f) && !(f->flags & FI_REACH) && !orphan_dir(c, f))

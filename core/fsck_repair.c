@@ -456,6 +456,18 @@ static void free_sv(struct fsck_sv *c)
 	free(c);
 }
 
+/* The most inode numbers a tree can hold, by its size (every inode has an
+ * inode item), from the first: the part of the inode table kept flat.
+ * Past 2^25 numbers (or with a damaged count) the rest goes to the hash. */
+static uint64_t dense_inos(const struct arb_tree *t)
+{
+	uint64_t most = t->ref_nodes * (t->fs->nodesize /
+	                                (sizeof(struct arb_inode_item) + sizeof(struct arb_item)));
+	uint64_t cap = 1ull << 25;
+
+	return ARB_FIRST_INO + (most < cap ? most : cap);
+}
+
 static int check_subvol(struct arb_fs *fs, const struct arb_fsck_opts *o, struct arb_fsck_report *r,
                         uint64_t id)
 {
@@ -474,8 +486,10 @@ static int check_subvol(struct arb_fs *fs, const struct arb_fsck_opts *o, struct
 	c->acts_tail = &c->acts;
 	c->late_tail = &c->late;
 	err = arb_tree_get(fs, id, &c->t);
-	if (!err)
+	if (!err) {
+		fhash_dense(&c->inos, dense_inos(c->t));
 		err = fsck_walk(c);
+	}
 	if (!err)
 		err = fsck_links(c);
 	if (!err && c->repair)

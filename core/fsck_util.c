@@ -22,17 +22,39 @@ static size_t fhash_home(uint64_t key, size_t cap)
 	return (size_t)((key * HASH_K) >> 17) & (cap - 1);
 }
 
-void *fhash_at(const struct fhash *h, size_t i)
+void fhash_dense(struct fhash *h, uint64_t n)
 {
-	uint8_t *e = h->v + i * h->esz;
+	if (n > SIZE_MAX / h->esz)
+		return;
+	h->dense = calloc(n, h->esz);
+	h->dense_n = h->dense ? n : 0;
+}
+
+size_t fhash_slots(const struct fhash *h)
+{
+	return h->dense_n + h->cap;
+}
+
+static void *slot_entry(uint8_t *base, size_t esz, size_t i)
+{
+	uint8_t *e = base + i * esz;
 	uint64_t key;
 
 	memcpy(&key, e, 8);
 	return key ? e : NULL;
 }
 
+void *fhash_at(const struct fhash *h, size_t i)
+{
+	if (i < h->dense_n)
+		return slot_entry(h->dense, h->esz, i);
+	return slot_entry(h->v, h->esz, i - h->dense_n);
+}
+
 void *fhash_get(const struct fhash *h, uint64_t key)
 {
+	if (key < h->dense_n)
+		return slot_entry(h->dense, h->esz, key);
 	if (!h->cap)
 		return NULL;
 	for (size_t i = fhash_home(key, h->cap);; i = (i + 1) & (h->cap - 1)) {
@@ -55,7 +77,7 @@ static int fhash_grow(struct fhash *h)
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < h->cap; i++) {
-		const uint8_t *e = fhash_at(h, i);
+		const uint8_t *e = slot_entry(h->v, h->esz, i);
 		uint64_t k;
 
 		if (!e)
@@ -85,12 +107,18 @@ void *fhash_add(struct fhash *h, uint64_t key)
 
 	if (e)
 		return e;
+	if (key < h->dense_n) {
+		e = h->dense + key * h->esz;
+		memcpy(e, &key, 8);
+		h->used++;
+		return e;
+	}
 	/* at most 3/4 full: probes stay short */
 	if ((h->used + 1) * 4 > h->cap * 3 && fhash_grow(h))
 		return NULL;
 	size_t i = fhash_home(key, h->cap);
 
-	while (fhash_at(h, i))
+	while (slot_entry(h->v, h->esz, i))
 		i = (i + 1) & (h->cap - 1);
 	e = h->v + i * h->esz;
 	memset(e, 0, h->esz);
@@ -102,8 +130,10 @@ void *fhash_add(struct fhash *h, uint64_t key)
 void fhash_free(struct fhash *h)
 {
 	free(h->v);
-	h->v = NULL;
+	free(h->dense);
+	h->v = h->dense = NULL;
 	h->cap = h->used = 0;
+	h->dense_n = 0;
 }
 
 struct fino *fsck_ino(struct fsck_sv *c, uint64_t ino, bool create)
