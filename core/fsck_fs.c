@@ -398,6 +398,39 @@ static int by_index(const void *a, const void *b, void *ctx)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/*
+ * Sort byidx by index in O(n) when the indexes are dense, as a directory's
+ * are (handed out one after the other, a few gaps where names went):
+ * count each, then place each after those before it.  Returns false, with
+ * nothing done, when they are too sparse or memory is short.
+ */
+static bool counting_sort_by_index(struct wcur *w)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	for (size_t i = 0; i < w->nrecs; i++) {
+		uint64_t x = w->recs[i].index;
+
+		lo = x < lo ? x : lo;
+		hi = x > hi ? x : hi;
+	}
+	if (hi - lo > 4 * (uint64_t)w->nrecs + 64)
+		return false;
+	size_t range = (size_t)(hi - lo) + 1;
+	uint32_t *at = calloc(range + 1, sizeof(*at));
+
+	if (!at)
+		return false;
+	for (size_t i = 0; i < w->nrecs; i++)
+		at[w->recs[i].index - lo + 1]++;
+	for (size_t v = 1; v <= range; v++)
+		at[v] += at[v - 1];
+	for (size_t i = 0; i < w->nrecs; i++)
+		w->byidx[at[w->recs[i].index - lo]++] = (uint32_t)i;
+	free(at);
+	return true;
+}
+
 /* The hashed entries sorted by index, to meet the DIR_INDEX items. */
 static int start_merge(struct wcur *w)
 {
@@ -415,6 +448,8 @@ static int start_merge(struct wcur *w)
 		w->byidx = p;
 		w->ncap_idx = w->nrecs;
 	}
+	if (counting_sort_by_index(w))
+		return 0;
 	for (size_t i = 0; i < w->nrecs; i++)
 		w->byidx[i] = (uint32_t)i;
 	qsort_r(w->byidx, w->nrecs, sizeof(*w->byidx), by_index, w->recs);
