@@ -55,6 +55,7 @@ struct afs {
 	struct arb_fs *fs;
 	struct arb_dev *dev;
 	const char *image;
+	const char *record; /* -o record=LOG: log every device write (recdev.h) */
 	arb_ino_t root; /* the inode behind FUSE_ROOT_ID */
 	bool read_only;
 	bool failed;     /* the failed state has been reported */

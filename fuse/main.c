@@ -18,6 +18,7 @@
 #endif
 
 #include "arborfs.h"
+#include "arbor/recdev.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -48,6 +49,7 @@ struct afs_opts {
 	char *mountpoint;
 	char *commit; /* -o commit=N */
 	char *spin;   /* -o spin=US */
+	char *record; /* -o record=LOG */
 	char *subvol; /* -o subvol=ID or subvol=PATH */
 	int nonopts;
 	bool ro, has_fsname, has_subtype, help, version, bad;
@@ -63,6 +65,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW, KEY_FSNAME, KEY_SUBTYPE };
 static const struct fuse_opt opt_spec[] = {
         AFS_OPT("commit=%s", commit),
         AFS_OPT("spin=%s", spin),
+        AFS_OPT("record=%s", record),
         AFS_OPT("subvol=%s", subvol),
         FUSE_OPT_KEY("ro", KEY_RO),
         FUSE_OPT_KEY("rw", KEY_RW),
@@ -103,6 +106,10 @@ static const char *const usage_text[] = {
                 "            subvolumes and directories from the root of the default\n"
                 "            subvolume, e.g. snaps/monday); default: the default subvolume"),
         OPTLINE("-o ro", "mount read-only: nothing is written to IMAGE"),
+        OPTLINE("-o record=LOG",
+                "log every write and flush to IMAGE in LOG (for crash testing: with\n"
+                "            a copy of IMAGE taken before the mount, `arbor inspect replay`\n"
+                "            rebuilds the image a power cut would leave at any point)"),
         OPTLINE("-f", "stay in the foreground"),
         OPTLINE("-d", "print every FUSE request (implies -f)"),
         OPTLINE("-s", "single-threaded (always: accepted for compatibility)"),
@@ -231,6 +238,7 @@ static int check_values(const struct afs_opts *o, struct afs *a, struct subvol_s
 	if (o->spin && parse_u64(o->spin, 100000, &v))
 		return usage_error("spin=%s: expected microseconds (at most 100000)", o->spin);
 	a->spin_us = (double)v;
+	a->record = o->record;
 	subvol->id = 0;
 	subvol->path = NULL;
 	/* a number is an id; a subvolume named by digits is "./123" */
@@ -306,6 +314,15 @@ static int open_dev(struct afs *a)
 		      strerror(-ret));
 	else if (ret)
 		error("cannot open %s: %s", a->image, strerror(-ret));
+	if (!ret && a->record) {
+		struct arb_dev *rec;
+
+		ret = arb_dev_record(a->dev, a->record, &rec);
+		if (ret)
+			error("record=%s: %s", a->record, strerror(-ret));
+		else
+			a->dev = rec;
+	}
 	return ret;
 }
 
@@ -630,6 +647,7 @@ int main(int argc, char *argv[])
 	free(o.mountpoint);
 	free(o.commit);
 	free(o.spin);
+	free(o.record);
 	free(o.subvol);
 	return ret;
 }
