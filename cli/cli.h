@@ -52,6 +52,8 @@ struct cmd_group {
 };
 
 extern const struct cmd_struct cmd_struct_inspect;
+/* inspect replay (replay.c): no image, works on a recording */
+extern const struct cmd_struct cmd_struct_inspect_replay;
 extern const struct cmd_struct cmd_struct_engine;
 /* files in the filesystem: files.c, names.c, xattr.c */
 extern const struct cmd_struct cmd_struct_ls;

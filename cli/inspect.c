@@ -587,8 +587,11 @@ static const struct cmd_struct cmd_struct_inspect_dump_tree = {
 
 static const char *const cmd_inspect_usage[] = {
         "arbor -i IMAGE inspect COMMAND",
+        "arbor inspect replay BASE LOG ...",
         "",
         "Read-only views of an image, for debugging (and corrupt, to damage one).",
+        "",
+        "replay needs no image: it rebuilds one from a recording of an arborfs run.",
         NULL,
 };
 
@@ -596,6 +599,7 @@ static const struct cmd_struct *const inspect_commands[] = {
         &cmd_struct_inspect_superblock,
         &cmd_struct_inspect_dump_tree,
         &cmd_struct_inspect_corrupt,
+        &cmd_struct_inspect_replay,
         NULL,
 };
 

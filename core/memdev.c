@@ -10,7 +10,8 @@
  * write in [0, snap_cut).  Building the image for cut c copies the snapshot
  * after moving it to c (or to the last flush for seeded images), so a caller
  * walking cut = 0..N applies each logged write about once in total instead of
- * once per image.
+ * once per image.  A crash view does not even copy it: it reads the snapshot
+ * and keeps private copies of the pages written to it.
  */
 #include "arbor/memdev.h"
 
@@ -41,6 +42,7 @@ struct memdev {
 	pthread_mutex_t snap_lock;
 	uint8_t *snap;
 	size_t snap_cut;
+	unsigned views; /* open crash views: they read snap, which must stay put */
 
 	/* Fault injection: writes left before failing, < 0 when disabled. */
 	long fail_after;
@@ -324,6 +326,8 @@ static int snap_move(struct memdev *m, size_t to)
 {
 	size_t bytes = m->dev.size ? (size_t)m->dev.size : 1;
 
+	if (m->views && (!m->snap || to != m->snap_cut))
+		return -EBUSY;
 	if (!m->snap) {
 		m->snap = malloc(bytes);
 		if (!m->snap)
@@ -340,19 +344,29 @@ static int snap_move(struct memdev *m, size_t to)
 	return 0;
 }
 
+/* Where apply_random puts a write it keeps: a flat image, or a view. */
+typedef int (*apply_fn)(void *target, const struct memdev *m, const struct mem_event *e);
+
+static int apply_to_image(void *img, const struct memdev *m, const struct mem_event *e)
+{
+	apply_event(m, img, e);
+	return 0;
+}
+
 /*
  * The unflushed writes [from, cut) as a volatile cache may leave them: a
  * random subset, applied in a random order (it matters where they overlap).
  * The keep probability is itself random per seed, so across seeds images
  * range from "nothing landed" to "everything landed, reordered".
  */
-static int apply_random(const struct memdev *m, uint8_t *img, size_t from, size_t cut,
-                        uint64_t seed)
+static int apply_random_to(const struct memdev *m, apply_fn apply, void *target, size_t from,
+                           size_t cut, uint64_t seed)
 {
 	size_t n = cut - from;
 	uint64_t rng = seed;
 	uint64_t keep;
 	size_t *idx;
+	int ret = 0;
 
 	if (n == 0)
 		return 0;
@@ -370,11 +384,17 @@ static int apply_random(const struct memdev *m, uint8_t *img, size_t from, size_
 		idx[j] = t;
 	}
 	keep = splitmix64(&rng);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && ret == 0; i++)
 		if (splitmix64(&rng) < keep)
-			apply_event(m, img, &m->ev[idx[i]]);
+			ret = apply(target, m, &m->ev[idx[i]]);
 	free(idx);
-	return 0;
+	return ret;
+}
+
+static int apply_random(const struct memdev *m, uint8_t *img, size_t from, size_t cut,
+                        uint64_t seed)
+{
+	return apply_random_to(m, apply_to_image, img, from, cut, seed);
 }
 
 /* Copy base + writes [0, prefix) into img, through the snapshot cache. */
@@ -421,6 +441,191 @@ int arb_memdev_crash_image(const struct arb_dev *dev, size_t cut, uint64_t seed,
 		return ret;
 	}
 	*ret_dev = &out->dev;
+	return 0;
+}
+
+/* ---- crash views ------------------------------------------------------ */
+
+/*
+ * A crash view reads the prefix cache itself and keeps only the pages
+ * written to it (by the random subset of a seeded cut, then by whoever opens
+ * the filesystem on it): a state costs what it changes, not a copy of the
+ * whole device.
+ */
+#define VIEW_PAGE 4096u
+
+struct memview {
+	struct arb_dev dev; /* first: the public part */
+	struct memdev *parent;
+	uint8_t **pages; /* private copy of each page written, or NULL */
+	size_t npages;
+};
+
+static const struct arb_dev_ops view_ops;
+
+static struct memview *to_view(struct arb_dev *dev)
+{
+	return (struct memview *)dev;
+}
+
+/* The bytes of page p as the view sees them. */
+static const uint8_t *view_page(const struct memview *v, size_t p)
+{
+	return v->pages[p] ? v->pages[p] : v->parent->snap + (size_t)p * VIEW_PAGE;
+}
+
+static int view_pread(struct arb_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	struct memview *v = to_view(dev);
+	uint8_t *dst = buf;
+
+	while (len) {
+		size_t p = (size_t)(off / VIEW_PAGE), in = (size_t)(off % VIEW_PAGE);
+		size_t n = VIEW_PAGE - in < len ? VIEW_PAGE - in : len;
+
+		memcpy(dst, view_page(v, p) + in, n);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Page p made private (copied from the cache on first write). */
+static uint8_t *view_own(struct memview *v, size_t p)
+{
+	uint64_t start = (uint64_t)p * VIEW_PAGE;
+	size_t n = v->dev.size - start < VIEW_PAGE ? (size_t)(v->dev.size - start) : VIEW_PAGE;
+
+	if (!v->pages[p]) {
+		v->pages[p] = malloc(VIEW_PAGE);
+		if (v->pages[p])
+			memcpy(v->pages[p], v->parent->snap + start, n);
+	}
+	return v->pages[p];
+}
+
+static int view_write(struct memview *v, const uint8_t *src, size_t len, uint64_t off)
+{
+	while (len) {
+		size_t p = (size_t)(off / VIEW_PAGE), in = (size_t)(off % VIEW_PAGE);
+		size_t n = VIEW_PAGE - in < len ? VIEW_PAGE - in : len;
+		uint8_t *page = view_own(v, p);
+
+		if (!page)
+			return -ENOMEM;
+		memcpy(page + in, src, n);
+		src += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int view_pwritev(struct arb_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct memview *v = to_view(dev);
+
+	for (int i = 0; i < iovcnt; i++) {
+		int err = view_write(v, iov[i].iov_base, iov[i].iov_len, off);
+
+		if (err)
+			return err;
+		off += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static int view_flush(struct arb_dev *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+static void view_close(struct arb_dev *dev)
+{
+	struct memview *v = to_view(dev);
+
+	for (size_t p = 0; p < v->npages; p++)
+		free(v->pages[p]);
+	free(v->pages);
+	pthread_mutex_lock(&v->parent->snap_lock);
+	v->parent->views--;
+	pthread_mutex_unlock(&v->parent->snap_lock);
+	free(v);
+}
+
+static const struct arb_dev_ops view_ops = {
+        .pread = view_pread,
+        .pwritev = view_pwritev,
+        .flush = view_flush,
+        .close = view_close,
+};
+
+static int apply_to_view(void *view, const struct memdev *m, const struct mem_event *e)
+{
+	return e->flush ? 0 : view_write(view, m->arena + e->data, (size_t)e->len, e->off);
+}
+
+/* Move the cache to prefix and count a view on it. */
+static int pin_prefix(struct memdev *m, size_t prefix)
+{
+	int ret;
+
+	pthread_mutex_lock(&m->snap_lock);
+	ret = snap_move(m, prefix);
+	if (ret == 0)
+		m->views++;
+	pthread_mutex_unlock(&m->snap_lock);
+	return ret;
+}
+
+static struct memview *view_alloc(struct memdev *m)
+{
+	struct memview *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	v->npages = (size_t)((m->dev.size + VIEW_PAGE - 1) / VIEW_PAGE);
+	v->pages = calloc(v->npages ? v->npages : 1, sizeof(*v->pages));
+	if (!v->pages) {
+		free(v);
+		return NULL;
+	}
+	v->parent = m;
+	v->dev.ops = &view_ops;
+	v->dev.size = m->dev.size;
+	return v;
+}
+
+int arb_memdev_crash_view(const struct arb_dev *dev, size_t cut, uint64_t seed,
+                          struct arb_dev **ret_dev)
+{
+	/* The cache is internal state: the caller's device is not const. */
+	struct memdev *m = (struct memdev *)to_memdev(dev);
+	struct memview *v;
+	size_t prefix;
+	int ret;
+
+	if (!m || !m->base || cut > m->nev)
+		return -EINVAL;
+	prefix = seed ? stable_prefix(m, cut) : cut;
+	v = view_alloc(m);
+	if (!v)
+		return -ENOMEM;
+	ret = pin_prefix(m, prefix);
+	if (ret < 0) {
+		free(v->pages);
+		free(v);
+		return ret;
+	}
+	if (seed)
+		ret = apply_random_to(m, apply_to_view, v, prefix, cut, seed);
+	if (ret < 0) {
+		view_close(&v->dev);
+		return ret;
+	}
+	*ret_dev = &v->dev;
 	return 0;
 }
 

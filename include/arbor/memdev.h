@@ -38,6 +38,18 @@ bool arb_memdev_event_is_flush(const struct arb_dev *dev, size_t i);
 int arb_memdev_crash_image(const struct arb_dev *dev, size_t cut, uint64_t seed,
                            struct arb_dev **ret_dev);
 
+/*
+ * The same image as arb_memdev_crash_image, without copying the device: the
+ * view reads dev's cached prefix image and keeps a private copy of each 4 KiB
+ * page written to it (by the seeded subset, then by its user).  A state then
+ * costs the pages it changes, which is what a checker walking thousands of
+ * cuts needs.  While a view is open, the cache cannot move: a crash image
+ * or view of another prefix fails with -EBUSY, so close each view before
+ * building the next.  dev must be recording (-EINVAL otherwise).
+ */
+int arb_memdev_crash_view(const struct arb_dev *dev, size_t cut, uint64_t seed,
+                          struct arb_dev **ret_dev);
+
 /* Fault injection: after `n` more successful writes, every write fails with
  * `err` (a negative errno); n < 0 disables. */
 void arb_memdev_fail_writes_after(struct arb_dev *dev, long n, int err);

@@ -476,6 +476,58 @@ static void test_crash_image_matches_model(void **state)
 	arb_dev_close(dev);
 }
 
+/* A view of a crash state reads what the copied image holds, keeps its
+ * own writes to itself, and pins the prefix cache while open. */
+static void test_crash_view_matches_image(void **state)
+{
+	enum { SIZE = 1 << 16, EVENTS = 200 };
+	struct arb_dev *dev = new_memdev(SIZE);
+	static uint8_t got[SIZE];
+	uint8_t chunk[9000];
+
+	(void)state;
+	for (size_t i = 0; i < SIZE; i++)
+		arb_memdev_data(dev)[i] = (uint8_t)rng_next();
+	arb_memdev_record(dev);
+	for (int e = 0; e < EVENTS; e++) {
+		size_t len = 1 + rng_next() % sizeof(chunk);
+		uint64_t off = rng_next() % (SIZE - len);
+
+		if (e % 7 == 6) {
+			assert_int_equal(arb_dev_flush(dev), 0);
+			continue;
+		}
+		for (size_t i = 0; i < len; i++)
+			chunk[i] = (uint8_t)rng_next();
+		assert_int_equal(arb_dev_write(dev, chunk, len, off), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		size_t cut = rng_next() % (EVENTS + 1);
+		uint64_t seed = i % 3 ? rng_next() : 0;
+		struct arb_dev *img = NULL, *view = NULL, *other = NULL;
+
+		assert_int_equal(arb_memdev_crash_image(dev, cut, seed, &img), 0);
+		assert_int_equal(arb_memdev_crash_view(dev, cut, seed, &view), 0);
+		assert_int_equal(arb_dev_read(view, got, SIZE, 0), 0);
+		assert_memory_equal(got, arb_memdev_data(img), SIZE);
+		/* the cache is pinned: another prefix must wait */
+		if (cut != EVENTS && cut > 0) {
+			size_t elsewhere = cut == 1 ? EVENTS : 1;
+
+			assert_int_equal(arb_memdev_crash_image(dev, elsewhere, 0, &other), -EBUSY);
+		}
+		/* writes stay in the view */
+		write_str(view, rng_next() % (SIZE - 8), "scribble");
+		arb_dev_close(view);
+		assert_int_equal(arb_memdev_crash_view(dev, cut, seed, &view), 0);
+		assert_int_equal(arb_dev_read(view, got, SIZE, 0), 0);
+		assert_memory_equal(got, arb_memdev_data(img), SIZE);
+		arb_dev_close(view);
+		arb_dev_close(img);
+	}
+	arb_dev_close(dev);
+}
+
 /* ---- fault injection ------------------------------------------------- */
 
 static void test_fail_writes_after(void **state)
@@ -670,6 +722,7 @@ int main(void)
 	        cmocka_unit_test(test_crash_image_seed_reproducible),
 	        cmocka_unit_test(test_crash_image_reorders),
 	        cmocka_unit_test(test_crash_image_matches_model),
+	        cmocka_unit_test(test_crash_view_matches_image),
 	        cmocka_unit_test(test_fail_writes_after),
 	        cmocka_unit_test(test_file_basic),
 	        cmocka_unit_test(test_file_writev_many),
