@@ -1140,12 +1140,23 @@ struct snap {
 	struct tfile files[SRC_FILES];
 };
 
+/* Commit, then mark every file of the snapshot as it now is durable. */
+static void sync_snapshot_files(const struct snap *s)
+{
+	int ret = sync_all();
+
+	if (ret)
+		die("syncfs: %s", strerror(-ret));
+	for (int i = 0; i < SRC_FILES; i++)
+		if (s->files[i].exists)
+			durable(s->files[i].path);
+}
+
 /* Snapshot src as snapN: every file of it declared under snapN (the
  * content src has now: every src change was fsync'ed), and T. */
 static void snapshot_take(const struct tfile *src, struct snap *s, int id)
 {
 	char from[PATH_MAX], to[PATH_MAX];
-	int ret;
 
 	snprintf(s->name, sizeof(s->name), "snap%d", id);
 	for (int i = 0; i < SRC_FILES; i++) {
@@ -1164,18 +1175,12 @@ static void snapshot_take(const struct tfile *src, struct snap *s, int id)
 	else
 		arbor("snapshot", "create", "-r", from, to);
 	s->alive = true;
-	ret = sync_all();
-	if (ret)
-		die("syncfs: %s", strerror(-ret));
-	for (int i = 0; i < SRC_FILES; i++)
-		if (s->files[i].exists)
-			durable(s->files[i].path);
+	sync_snapshot_files(s);
 }
 
 static void snapshot_delete(struct snap *s)
 {
 	char p[PATH_MAX];
-	int ret;
 
 	for (int i = 0; i < SRC_FILES; i++)
 		if (s->files[i].exists)
@@ -1183,12 +1188,7 @@ static void snapshot_delete(struct snap *s)
 	mpath(p, s->name);
 	arbor("subvolume", "delete", p, NULL, NULL);
 	s->alive = false;
-	ret = sync_all();
-	if (ret)
-		die("syncfs: %s", strerror(-ret));
-	for (int i = 0; i < SRC_FILES; i++)
-		if (s->files[i].exists)
-			durable(s->files[i].path);
+	sync_snapshot_files(s);
 }
 
 /* snapshot: durable files in the subvolume src, snapshots of it (half of
