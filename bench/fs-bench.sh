@@ -442,9 +442,9 @@ END {
 	name["seqwrite"] = "seq write, 1 MiB writes + fsync, MiB/s"
 	name["coldread"] = "cold seq read, MiB/s"
 	name["randwrite"] = "rand 4 KiB overwrite, fsync/32, IOPS"
-	name["create"] = "create 4 KiB files + syncfs, files/s"
+	name["create"] = "create 4 KiB files + sync, files/s"
 	name["walk"] = "cold readdir + lstat, files/s"
-	name["delete"] = "delete all + syncfs, files/s"
+	name["delete"] = "delete all + sync, files/s"
 	name["untar"] = "untar + sync, files/s"
 	split("seqwrite coldread randwrite create walk delete untar", order, " ")
 	printf "| %-40s | %9s | %9s | %9s | %15s | %13s |\n", "workload (median)", "arborfs", "fuse2fs", "btrfs", "arborfs/fuse2fs", "arborfs/btrfs"
