@@ -108,6 +108,9 @@ if [ -z "$dir" ]; then
 fi
 mkdir -p "$dir" || exit 2
 
+# shellcheck source=tests/fuse/unmount.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../fuse/unmount.sh"
+
 MNT=
 AFS_PID=
 failed=0
@@ -115,17 +118,7 @@ failed=0
 # Whatever happens: no mount and no daemon left behind.
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-	if [ -n "$MNT" ] && mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-	fi
-	if [ -n "$AFS_PID" ] && kill -0 "$AFS_PID" 2>/dev/null; then
-		kill -TERM "$AFS_PID" 2>/dev/null
-		sleep 1
-		kill -KILL "$AFS_PID" 2>/dev/null
-	fi
-	if [ -n "$AFS_PID" ]; then
-		wait "$AFS_PID" 2>/dev/null
-	fi
+	fuse_unmount_and_reap "$MNT" "$AFS_PID"
 	AFS_PID=
 	if [ "$scratch" = 1 ]; then
 		if [ "$failed" = 0 ] && [ "$keep" = 0 ]; then

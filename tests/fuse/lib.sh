@@ -45,19 +45,12 @@ AFS_PID=
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-20}
 mkdir -p "$MNT"
 
+# shellcheck source=tests/fuse/unmount.sh
+. "$(dirname "${BASH_SOURCE[0]}")/unmount.sh"
+
 # Whatever happened: no mount and no daemon left behind.
 fuse_cleanup() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-	fi
-	if [ -n "$AFS_PID" ] && kill -0 "$AFS_PID" 2>/dev/null; then
-		kill -TERM "$AFS_PID" 2>/dev/null
-		sleep 1
-		kill -KILL "$AFS_PID" 2>/dev/null
-	fi
-	if [ -n "$AFS_PID" ]; then
-		wait "$AFS_PID" 2>/dev/null
-	fi
+	fuse_unmount_and_reap "$MNT" "$AFS_PID"
 	AFS_PID=
 }
 trap 'fuse_cleanup; t_cleanup' EXIT
