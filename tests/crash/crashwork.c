@@ -391,6 +391,19 @@ static void parent_dir(char *out, const char *rel)
 	out[n] = '\0';
 }
 
+/* fsync the directory holding rel, then record rel durable as declared. */
+static void fsync_parent_durable(const char *rel)
+{
+	char dir[PATH_LEN];
+	int ret;
+
+	parent_dir(dir, rel);
+	ret = fsync_dir(dir);
+	if (ret)
+		die("fsync %s: %s", dir, strerror(-ret));
+	durable(rel);
+}
+
 /* ---- file changes, each declared before it is made ------------------------------- */
 
 /* Open f for writing, creating it empty (declared) when it does not exist. */
@@ -716,8 +729,7 @@ static struct tfile *pick_live(struct tfile *tf, int n)
 /* Unlink f, fsync its directory, D: it is durably gone. */
 static void unlink_dirsync(struct tfile *f)
 {
-	char p[PATH_MAX], dir[PATH_LEN];
-	int ret;
+	char p[PATH_MAX];
 
 	declare_absent(f->path);
 	mpath(p, f->path);
@@ -725,11 +737,7 @@ static void unlink_dirsync(struct tfile *f)
 		die("unlink %s: %s", p, strerror(errno));
 	f->exists = false;
 	f->dead = true;
-	parent_dir(dir, f->path);
-	ret = fsync_dir(dir);
-	if (ret)
-		die("fsync %s: %s", dir, strerror(-ret));
-	durable(f->path);
+	fsync_parent_durable(f->path);
 }
 
 /* A new file in da or one of its subdirectories (a new one now and then). */
@@ -777,8 +785,7 @@ static int wl_dirsync(void)
 
 static void link_rel(const struct tfile *from, struct tfile *to)
 {
-	char a[PATH_MAX], b[PATH_MAX], dir[PATH_LEN];
-	int ret;
+	char a[PATH_MAX], b[PATH_MAX];
 
 	to->v = from->v;
 	declare(to);
@@ -788,11 +795,7 @@ static void link_rel(const struct tfile *from, struct tfile *to)
 	if (link(a, b))
 		die("link %s %s: %s", a, b, strerror(errno));
 	to->exists = true;
-	parent_dir(dir, to->path);
-	ret = fsync_dir(dir);
-	if (ret)
-		die("fsync %s: %s", dir, strerror(-ret));
-	durable(to->path);
+	fsync_parent_durable(to->path);
 }
 
 /* links: hard links across directories, made durable by fsyncdir, and
