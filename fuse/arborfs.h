@@ -42,6 +42,9 @@
  * sleeps (main.c) */
 #define AFS_SPIN_US 100u
 
+/* inodes remembered at once as having failed write-back (space.c) */
+#define AFS_MAX_POISONED 16u
+
 /* A request answered by the worker thread (worker.c).  fn replies and
  * frees the job; can_wait false: it must not wait for the kernel. */
 struct afs;
@@ -56,7 +59,7 @@ struct afs {
 	struct arb_dev *dev;
 	const char *image;
 	const char *record; /* -o record=LOG: log every device write (recdev.h) */
-	arb_ino_t root; /* the inode behind FUSE_ROOT_ID */
+	arb_ino_t root;     /* the inode behind FUSE_ROOT_ID */
 	bool read_only;
 	bool failed;     /* the failed state has been reported */
 	bool use_syslog; /* daemonized: messages go to syslog */
@@ -67,6 +70,11 @@ struct afs {
 	/* for notifications to the kernel (ioctl.c, file.c) */
 	struct fuse_session *se;
 	atomic_uint writers; /* file handles open for writing */
+
+	/* near a full filesystem (space.c) */
+	uint64_t headroom; /* below this much free space O_WRONLY opens go direct */
+	fuse_ino_t poisoned[AFS_MAX_POISONED]; /* write-back failed: ENOSPC */
+	unsigned npoisoned;
 
 	/* the worker thread (worker.c) */
 	pthread_mutex_t jobs_lock;
@@ -116,6 +124,18 @@ int afs_worker_start(struct afs *a);
 void afs_worker_stop(struct afs *a);
 /* Unlocked: hand job to the worker thread (or run it, unable to wait). */
 void afs_defer(struct afs *a, struct afs_job *job);
+
+/* ---- space.c: ENOSPC at write(2) near a full filesystem ------------------ */
+
+/* After the mount: the headroom from the kernel's dirty limit for it. */
+void afs_space_init(struct afs *a, const char *mountpoint);
+/* Unlocked: at open, O_WRONLY bypasses the page cache if space is tight. */
+void afs_space_open(struct afs *a, struct fuse_file_info *fi);
+/* Unlocked: a WRITE failed with err (marks the inode on write-back ENOSPC). */
+void afs_space_write_failed(struct afs *a, fuse_ino_t ino, int err,
+                            const struct fuse_file_info *fi);
+/* Locked: GETATTR through fi; -ENOSPC stops a writer whose write-back failed. */
+int afs_space_gate(struct afs *a, fuse_ino_t ino, const struct fuse_file_info *fi);
 
 /* ---- cleaner.c: freeing deleted subvolumes in the background ------------- */
 

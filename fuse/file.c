@@ -66,6 +66,7 @@ void afs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	afs_open_handle(a, fi);
+	afs_space_open(a, fi);
 	fuse_reply_open(req, fi);
 }
 
@@ -149,6 +150,7 @@ void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		reply_err(req, ret);
 	else
 		fuse_reply_write(req, done);
+	afs_space_write_failed(a, ino, ret, fi);
 }
 
 /* An instant copy: aligned parts share the source's extents (the kernel

@@ -542,6 +542,7 @@ static int serve(struct afs *a, struct fuse_session *se, const struct fuse_cmdli
 	if (fuse_session_mount(se, c->mountpoint))
 		goto out_signals;
 	mounted = true;
+	afs_space_init(a, c->mountpoint);
 	if (fuse_daemonize(c->foreground))
 		goto out_unmount;
 	a->use_syslog = !c->foreground;

@@ -143,9 +143,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct arb_stat ast = {0};
 	int ret;
 
-	(void)fi;
 	afs_lock(a);
-	ret = afs_unlock(a, arb_vfs_getattr(a->fs, afs_ino(a, ino), &ast));
+	ret = afs_space_gate(a, ino, fi);
+	if (!ret)
+		ret = arb_vfs_getattr(a->fs, afs_ino(a, ino), &ast);
+	ret = afs_unlock(a, ret);
 	reply_attr(req, ret, &ast);
 }
 
@@ -314,6 +316,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	afs_open_handle(afs_req(req), fi);
+	afs_space_open(afs_req(req), fi);
 	if (fuse_reply_create(req, &e, fi))
 		afs_unref(afs_req(req), e.ino);
 }
