@@ -99,6 +99,10 @@ static const char *explain_make(const struct sv_ctx *c, enum sv_verb verb, int e
 		                   "subvolume";
 	case -EINVAL:
 		return "cannot create '%s': invalid name (not '.' or '..', no '/')";
+	case -ENOSPC:
+		return "cannot create '%s': the filesystem is full: a new subvolume or snapshot "
+		       "needs free space beyond the reserve kept for deleting (df shows what is "
+		       "left as Avail); delete files or old snapshots first";
 	case -ENOTTY:
 		return c->online ? "cannot create '%s': this arborfs does not support "
 		                   "subvolumes (an older version?)"

@@ -883,7 +883,9 @@ int arb_vfs_rename(struct arb_fs *fs, arb_ino_t olddir, const char *oldname, arb
 		err = rename_check(&a, &b, flags);
 	if (err)
 		return err == 1 ? 0 : err;
-	err = reserve_names(fs, false);
+	/* a rename over a name drops what that name held: at full it must
+	 * go through like an unlink (a save by write-and-rename frees space) */
+	err = reserve_names(fs, b.exists && !(flags & ARB_RENAME_EXCHANGE));
 	if (err)
 		return err;
 	return changed_fail(fs, rename_apply(&a, &b, flags), "rename");
