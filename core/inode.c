@@ -557,8 +557,11 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 		return vnode_is_dir(&v) ? -EISDIR : -EINVAL;
 	if ((sa->valid & ARB_SET_SIZE) && sa->size > ARB_MAX_FILE_SIZE)
 		return -EFBIG;
+	/* a truncate that does not grow the file is a way to make room: it
+	 * may use the deletes' tier, even to the same size (ftruncate back to
+	 * where a refused write left the file) */
 	err = vfs_reserve(fs, 64ull * fs->node_sectors,
-	                  (sa->valid & ARB_SET_SIZE) && sa->size < v.size);
+	                  (sa->valid & ARB_SET_SIZE) && sa->size <= v.size);
 	if (err)
 		return err;
 	if (sa->valid & ARB_SET_SIZE) {

@@ -1233,43 +1233,54 @@ static int wl_snapshot(void)
 
 /* ---- full --------------------------------------------------------------------------- */
 
+/* A full arborfs refuses with ENOSPC and nothing else (issue #8). */
 static bool is_space_error(int ret)
 {
-	return ret == -ENOSPC || ret == -EDQUOT || ret == -EFBIG || ret == -EIO;
+	return ret == -ENOSPC;
 }
 
-/* A file whose change failed: its content is whatever landed (declared),
- * and the page cache may hold pages the daemon refused.  It is unlinked
- * (A first) so that no later version is built on what we cannot know; if
- * even that fails, it is left alone for good. */
-static void abandon(struct tfile *f)
+/* Delete f (declared absent first) and commit: a full file system must
+ * always manage both. */
+static void unlink_durable(struct tfile *f)
 {
 	char p[PATH_MAX];
 
-	w.failures_tolerated++;
 	declare_absent(f->path);
 	mpath(p, f->path);
-	if (unlink(p) == 0 || errno == ENOENT)
-		f->exists = false;
-	else
-		f->dead = true;
+	if (unlink(p) && errno != ENOENT)
+		die("unlink %s on a full file system: %s", p, strerror(errno));
+	f->exists = false;
+	fsync_parent_durable(f->path);
 }
 
-/* Fill the file system to ~95 % (of what statfs says, and at most until
- * ENOSPC) with one file grown 1 MiB at a time, each step fsync'ed. */
+/* A file whose change failed: its content is whatever landed (declared),
+ * and the page cache may hold pages the daemon refused.  It is deleted so
+ * that no later version is built on what we cannot know. */
+static void abandon(struct tfile *f)
+{
+	w.failures_tolerated++;
+	unlink_durable(f);
+}
+
+/* Fill the file system until ENOSPC with one file grown 1 MiB at a time,
+ * each step fsync'ed; statfs's Avail bounds it (a fill that goes on past
+ * it means ENOSPC never came). */
 static void fill(struct tfile *f)
 {
 	struct statvfs sv;
-	uint64_t target;
+	uint64_t limit;
 	int fd;
 
 	if (statvfs(w.mnt, &sv))
 		die("statvfs: %s", strerror(errno));
-	target = (uint64_t)sv.f_bavail * sv.f_frsize / 100 * 95;
+	limit = (uint64_t)sv.f_bavail * sv.f_frsize;
 	fd = open_file(f);
 	if (fd < 0)
 		die("create %s: %s", f->path, strerror(-fd));
-	while (f->v.size + IO_CHUNK <= target) {
+	for (;;) {
+		if (f->v.size > limit)
+			die("fill: %" PRIu64 " bytes written with %" PRIu64 " available", f->v.size,
+			    limit);
 		uint64_t good = f->v.size;
 		int ret = grow_sparse(f, fd, IO_CHUNK);
 
@@ -1294,6 +1305,28 @@ static void fill(struct tfile *f)
 	       ((uint64_t)sv.f_bavail * sv.f_frsize) >> 20);
 }
 
+/* Shrink the full filler by len (durably): the churn that follows gets
+ * room to succeed at times, and fills the file system again. */
+static void make_room(struct tfile *f, uint64_t len)
+{
+	int fd, ret;
+
+	if (!f->exists)
+		return;
+	fd = open_file(f);
+	if (fd < 0)
+		die("open %s: %s", f->path, strerror(-fd));
+	f->v.size = f->v.size > len ? f->v.size - len : 0;
+	holes_clip(&f->v, f->v.size);
+	declare(f);
+	ret = ftruncate_err(fd, f->v.size);
+	if (!ret)
+		ret = fsync_durable(f, fd);
+	if (ret)
+		die("truncating %s on a full file system: %s", f->path, strerror(-ret));
+	close(fd);
+}
+
 /* full: a nearly full file system, then the files churn with ENOSPC
  * tolerated (every version declared before its attempt); files are also
  * deleted (durably) to make room. */
@@ -1304,26 +1337,15 @@ static int wl_full(void)
 	mkdir_rel("c");
 	tfile_init(&filler, "fill");
 	fill(&filler);
+	make_room(&filler, IO_CHUNK / 4);
 	for (int i = 0; i < 8; i++)
 		tfile_init(&tf[i], "c/f%d", i);
 	for (int op = 0; op < w.ops; op++) {
 		struct tfile *f = &tf[rnd_below(8)];
 		int ret;
 
-		if (f->dead)
-			continue;
 		if (f->exists && rnd_below(5) == 0) {
-			char p[PATH_MAX];
-
-			declare_absent(f->path);
-			mpath(p, f->path);
-			if (unlink(p)) {
-				f->dead = true; /* no room even for that: leave it */
-				continue;
-			}
-			f->exists = false;
-			if (fsync_dir("c") == 0)
-				durable(f->path);
+			unlink_durable(f);
 			continue;
 		}
 		ret = file_step(f, false);
@@ -1333,6 +1355,8 @@ static int wl_full(void)
 			abandon(f);
 	}
 	printf("crashwork: full: %lu changes failed for want of space\n", w.failures_tolerated);
+	/* the delete that must always work, and its commit */
+	unlink_durable(&filler);
 	return 0;
 }
 
