@@ -541,6 +541,23 @@ static void apply_times(struct vnode *v, const struct arb_setattr *sa)
 		v->mtime = sa->mtime;
 }
 
+/* Which attribute changes may use the deletes' tier of the reserve:
+ *  - a truncate that does not grow the file, a way to make room (even to
+ *    the same size: ftruncate back to where a refused write left it);
+ *  - times alone: with the writeback cache the kernel sends a write's
+ *    mtime and ctime later, before fsync; failing them for want of space
+ *    would fail the fsync of data already stored. */
+static bool setattr_may_dig(const struct arb_setattr *sa, uint64_t size)
+{
+	const uint32_t times = ARB_SET_ATIME | ARB_SET_MTIME | ARB_SET_ATIME_NOW |
+	                       ARB_SET_MTIME_NOW | ARB_SET_CTIME;
+
+	if (sa->valid & ARB_SET_SIZE)
+		return sa->size <= size &&
+		       !(sa->valid & (ARB_SET_MODE | ARB_SET_UID | ARB_SET_GID));
+	return sa->valid && !(sa->valid & ~times);
+}
+
 int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *sa,
                     struct arb_stat *st)
 {
@@ -557,11 +574,7 @@ int arb_vfs_setattr(struct arb_fs *fs, arb_ino_t ino, const struct arb_setattr *
 		return vnode_is_dir(&v) ? -EISDIR : -EINVAL;
 	if ((sa->valid & ARB_SET_SIZE) && sa->size > ARB_MAX_FILE_SIZE)
 		return -EFBIG;
-	/* a truncate that does not grow the file is a way to make room: it
-	 * may use the deletes' tier, even to the same size (ftruncate back to
-	 * where a refused write left the file) */
-	err = vfs_reserve(fs, 64ull * fs->node_sectors,
-	                  (sa->valid & ARB_SET_SIZE) && sa->size <= v.size);
+	err = vfs_reserve(fs, 64ull * fs->node_sectors, setattr_may_dig(sa, v.size));
 	if (err)
 		return err;
 	if (sa->valid & ARB_SET_SIZE) {

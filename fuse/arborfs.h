@@ -75,6 +75,7 @@ struct afs {
 	uint64_t headroom; /* below this much free space O_WRONLY opens go direct */
 	fuse_ino_t poisoned[AFS_MAX_POISONED]; /* write-back failed: ENOSPC */
 	unsigned npoisoned;
+	uint64_t poison_avail; /* free bytes at the last refused write-back */
 
 	/* the worker thread (worker.c) */
 	pthread_mutex_t jobs_lock;
@@ -134,6 +135,8 @@ void afs_space_open(struct afs *a, struct fuse_file_info *fi);
 /* Unlocked: a WRITE failed with err (marks the inode on write-back ENOSPC). */
 void afs_space_write_failed(struct afs *a, fuse_ino_t ino, int err,
                             const struct fuse_file_info *fi);
+/* Locked: WRITE through fi; -ENOSPC for more write-back of a marked inode. */
+int afs_space_write_gate(struct afs *a, fuse_ino_t ino, const struct fuse_file_info *fi);
 /* Locked: GETATTR through fi; -ENOSPC stops a writer whose write-back failed. */
 int afs_space_gate(struct afs *a, fuse_ino_t ino, const struct fuse_file_info *fi);
 

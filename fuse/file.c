@@ -142,9 +142,10 @@ void afs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	size_t done = 0;
 	int ret;
 
-	(void)fi;
 	afs_lock(a);
-	ret = arb_vfs_write(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &done);
+	ret = afs_space_write_gate(a, ino, fi);
+	if (!ret)
+		ret = arb_vfs_write(a->fs, afs_ino(a, ino), (uint64_t)off, buf, size, &done);
 	ret = afs_unlock(a, ret);
 	if (ret)
 		reply_err(req, ret);

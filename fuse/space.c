@@ -26,8 +26,10 @@
  *    caches (so reads show what is stored).  The kernel asks for the
  *    attributes (GETATTR with the file handle) before each cached write(2);
  *    for a marked inode and a handle open for writing it gets ENOSPC, so the
- *    writer stops at its next write(2) instead of writing on for ever.  The
- *    mark goes when space is back above the headroom.
+ *    writer stops at its next write(2) instead of writing on for ever.
+ *    Later write-back of a marked inode is refused too, so that a page that
+ *    fits does not land past a refused one and leave a hole.  The marks go
+ *    once space is freed.
  */
 #include "arborfs.h"
 
@@ -119,14 +121,19 @@ void afs_space_init(struct afs *a, const char *mountpoint)
 
 /* ---- the state --------------------------------------------------------------------- */
 
-/* Locked: free space for ordinary writes is below the headroom. */
-static bool space_tight(struct afs *a)
+/* Locked: bytes that ordinary writes can still use (df's Avail). */
+static uint64_t space_avail(struct afs *a)
 {
 	struct arb_statfs st;
 
 	if (a->read_only || arb_vfs_statfs(a->fs, &st) < 0)
-		return false;
-	return st.bavail * st.frsize < a->headroom;
+		return UINT64_MAX;
+	return st.bavail * st.frsize;
+}
+
+static bool space_tight(struct afs *a)
+{
+	return space_avail(a) < a->headroom;
 }
 
 static int poisoned_slot(const struct afs *a, fuse_ino_t ino)
@@ -135,6 +142,19 @@ static int poisoned_slot(const struct afs *a, fuse_ino_t ino)
 		if (a->poisoned[i] == ino)
 			return (int)i;
 	return -1;
+}
+
+/* Locked: the write-back of ino failed and no space was freed since.  The
+ * marks go once more than a large write was freed: every writer may try
+ * again (and is stopped again if it overruns). */
+static bool still_poisoned(struct afs *a, fuse_ino_t ino)
+{
+	if (poisoned_slot(a, ino) < 0)
+		return false;
+	if (space_avail(a) <= a->poison_avail + AFS_MAX_WRITE)
+		return true;
+	a->npoisoned = 0;
+	return false;
 }
 
 /* Unlocked: an O_WRONLY open bypasses the page cache while space is tight. */
@@ -181,6 +201,7 @@ void afs_space_write_failed(struct afs *a, fuse_ino_t ino, int err, const struct
 			a->npoisoned++;
 		a->poisoned[a->npoisoned - 1] = ino;
 	}
+	a->poison_avail = space_avail(a);
 	afs_unlock(a, 0);
 	if (fresh && (j = calloc(1, sizeof(*j)))) {
 		*j = (struct drop_job){{drop_job_run, NULL}, ino};
@@ -188,14 +209,17 @@ void afs_space_write_failed(struct afs *a, fuse_ino_t ino, int err, const struct
 	}
 }
 
-/* Locked: GETATTR through the handle fi.  -ENOSPC for a writable handle of
- * an inode whose write-back failed while space is still tight. */
+/* Locked: a WRITE through fi.  -ENOSPC for the write-back of a marked
+ * inode: once a page of it was refused, a later page that fits must not
+ * land past it and leave a hole. */
+int afs_space_write_gate(struct afs *a, fuse_ino_t ino, const struct fuse_file_info *fi)
+{
+	return fi && fi->writepage && still_poisoned(a, ino) ? -ENOSPC : 0;
+}
+
+/* Locked: GETATTR through the handle fi.  -ENOSPC for a writable handle
+ * of a marked inode: the kernel asks before a cached write(2). */
 int afs_space_gate(struct afs *a, fuse_ino_t ino, const struct fuse_file_info *fi)
 {
-	if (!fi || !(fi->fh & AFS_FH_WRITER) || poisoned_slot(a, ino) < 0)
-		return 0;
-	if (space_tight(a))
-		return -ENOSPC;
-	a->npoisoned = 0; /* space came back: every writer may go on */
-	return 0;
+	return fi && (fi->fh & AFS_FH_WRITER) && still_poisoned(a, ino) ? -ENOSPC : 0;
 }
