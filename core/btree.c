@@ -381,7 +381,8 @@ static int alloc_block(struct arb_tree *t, struct arb_node **ret)
 	struct arb_fs *fs = t->fs;
 	uint64_t bytenr;
 	struct arb_node *n;
-	int err = arb_sm_alloc(&fs->sm, fs->node_sectors, fs->node_sectors, fs->in_commit, &bytenr);
+	uint64_t keep = fs->in_commit ? 0 : arb_sm_commit_quarter(&fs->sm);
+	int err = arb_sm_alloc(&fs->sm, fs->node_sectors, fs->node_sectors, keep, &bytenr);
 
 	if (err)
 		return err;

@@ -672,8 +672,13 @@ static int reserve_data(struct arb_fs *fs, uint64_t len, bool freeing)
 	uint64_t bytes = items * (EXT_HDR + EXT_MAX_SECTORS * 4 + sizeof(struct arb_item));
 	uint64_t leaves = bytes / (fs->nodesize / 2 - sizeof(struct arb_node_header)) + 1;
 	uint64_t nodes = leaves * 2 + 16;
+	/* the data in whole node-sized groups, and two more broken at its
+	 * ends; next-fit puts one write's extents side by side, and where
+	 * free space is scattered, what else they break comes out of the
+	 * reserve, which is many times one write's share */
+	uint64_t groups = nodes + sectors / fs->node_sectors + 2;
 
-	return vfs_reserve(fs, sectors + nodes * fs->node_sectors, freeing);
+	return vfs_reserve_ex(fs, sectors + nodes * fs->node_sectors, groups, freeing);
 }
 
 int arb_vfs_write(struct arb_fs *fs, arb_ino_t ino, uint64_t off, const void *buf, size_t len,

@@ -752,6 +752,8 @@ static int load_space_map(struct arb_fs *fs)
 	if (ret < 0)
 		return ret;
 	fs->sm.sectors_used = arb_sm_count_used(&fs->sm);
+	fs->sm.free_groups = arb_sm_count_free_groups(&fs->sm, false);
+	fs->sm.zero_groups = arb_sm_count_free_groups(&fs->sm, true);
 	return 0;
 }
 
@@ -1106,7 +1108,8 @@ int arb_extent_alloc(struct arb_fs *fs, uint64_t nsectors, uint64_t *ret_bytenr)
 {
 	int err = arb_check_mutable(fs);
 
-	return err ? err : arb_sm_alloc(&fs->sm, nsectors, 1, false, ret_bytenr);
+	return err ? err
+	           : arb_sm_alloc(&fs->sm, nsectors, 1, arb_sm_commit_quarter(&fs->sm), ret_bytenr);
 }
 
 int arb_data_ref(struct arb_fs *fs, uint64_t bytenr, uint64_t nsectors, int delta)

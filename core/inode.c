@@ -678,18 +678,28 @@ int arb_vfs_root(struct arb_fs *fs, uint64_t subvol_id, arb_ino_t *ret_ino)
 
 /* ---- space ------------------------------------------------------------------ */
 
-int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing)
+/* Free space in node-sized groups, the only kind a node can use. */
+static uint64_t group_sectors(const struct arb_spacemap *sm)
 {
-	uint64_t need = sectors + (freeing ? fs->sm.reserve_sectors / 2 : fs->sm.reserve_sectors);
+	return sm->free_groups * sm->node_sectors;
+}
+
+int vfs_reserve_ex(struct arb_fs *fs, uint64_t sectors, uint64_t groups, bool freeing)
+{
+	const struct arb_spacemap *sm = &fs->sm;
+	uint64_t tier = freeing ? sm->reserve_sectors / 2 : sm->reserve_sectors;
+	uint64_t need = sectors + tier, need_groups = groups * sm->node_sectors + tier;
 
 	for (unsigned i = 0; i <= ARB_DEFER_COMMITS + 1; i++) {
-		const struct arb_spacemap *sm = &fs->sm;
 		uint64_t free_now = arb_sm_free_sectors(sm);
 		uint64_t waiting = sm->quarantined + sm->pending_sectors + sm->defer_item_sectors;
 
-		if (free_now >= need)
+		/* the reserve must stay in whole groups as well: free space
+		 * broken into holes smaller than a node (data freed sector by
+		 * sector) holds data but no node, and a commit needs nodes */
+		if (free_now >= need && group_sectors(sm) >= need_groups)
 			return 0;
-		if (free_now + waiting < need)
+		if (free_now + waiting < need || !waiting)
 			return -ENOSPC;
 		/* Only space freed by recent commits stands in the way: it
 		 * waits out the superblock ring.  Between two operations the
@@ -700,6 +710,13 @@ int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing)
 			return err;
 	}
 	return -ENOSPC;
+}
+
+int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing)
+{
+	uint64_t ns = fs->sm.node_sectors;
+
+	return vfs_reserve_ex(fs, sectors, (sectors + ns - 1) / ns, freeing);
 }
 
 /* ---- statfs ------------------------------------------------------------------ */
@@ -719,7 +736,15 @@ int arb_vfs_statfs(struct arb_fs *fs, struct arb_statfs *st)
 	st->blocks = info.total_sectors;
 	/* quarantined sectors are free within a few commits */
 	st->bfree = info.total_sectors - (info.used_sectors - info.deferred_sectors);
-	st->bavail = st->bfree > reserve ? st->bfree - reserve : 0;
+	/* free sectors in holes smaller than a node take data but no node:
+	 * Avail does not promise them (quarantined sectors count as free, as
+	 * in bfree: they are within a few commits) */
+	const struct arb_spacemap *sm = &fs->sm;
+	uint64_t zero = arb_sm_free_sectors(sm) + sm->quarantined;
+	uint64_t whole = sm->zero_groups * sm->node_sectors;
+	uint64_t holes = zero > whole ? zero - whole : 0;
+
+	st->bavail = st->bfree > reserve + holes ? st->bfree - reserve - holes : 0;
 	if (arb_vfs_root(fs, 0, &root) == 0 && vfs_subvol_tree(fs, root, &t) == 0 &&
 	    subvol_info(t, &si) == 0)
 		inodes = le64toh(si.reserved[0]);

@@ -323,7 +323,7 @@ static int write_blocks(struct arb_fs *fs, struct log_writer *w)
 		uint64_t at = l->next, next;
 		uint32_t c;
 
-		err = arb_sm_alloc(&fs->sm, 1, 1, false, &next);
+		err = arb_sm_alloc(&fs->sm, 1, 1, fs->sm.reserve_sectors, &next);
 		if (!err)
 			err = chain_add(l, next);
 		if (err)
@@ -405,7 +405,7 @@ int arb_log_commit_prepare(struct arb_fs *fs)
 	if (err || !l->wanted)
 		return err;
 	l->wanted = false;
-	err = arb_sm_alloc(&fs->sm, 1, 1, true, &l->head);
+	err = arb_sm_alloc(&fs->sm, 1, 1, 0, &l->head);
 	if (!err)
 		err = chain_add(l, l->head);
 	if (err)

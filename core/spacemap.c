@@ -11,6 +11,7 @@ int arb_sm_init(struct arb_spacemap *sm, uint64_t total_bytes, uint32_t sectorsi
 {
 	memset(sm, 0, sizeof(*sm));
 	sm->sectorsize = sectorsize;
+	sm->node_sectors = nodesize / sectorsize;
 	sm->chunk_sectors = arb_sm_chunk_sectors(nodesize);
 	sm->chunk_bytes = arb_sm_chunk_bytes(nodesize);
 	sm->total_sectors = total_bytes / sectorsize;
@@ -37,11 +38,16 @@ int arb_sm_init(struct arb_spacemap *sm, uint64_t total_bytes, uint32_t sectorsi
 		sm->resv_sectors += sm->resv_end[i] - sm->resv_start[i];
 
 	uint64_t usable = sm->total_sectors - sm->resv_sectors;
-	/* room for a few commits' worth of space-tree and root-tree shadows */
-	sm->reserve_sectors = 32 * (nodesize / sectorsize) + usable / 64;
+	/* What deletes and commits need when ordinary writes stop: a freeing
+	 * operation's worst case (64 nodes, vfs_reserve) must fit in the half
+	 * of the reserve it may use, and commits keep a quarter besides; the
+	 * 1/64 scales with the device, as the trees deepen and commits grow. */
+	sm->reserve_sectors = 160 * (nodesize / sectorsize) + usable / 64;
 	if (sm->reserve_sectors > usable / 4)
 		sm->reserve_sectors = usable / 4;
 	sm->cursor = sm->resv_end[0];
+	sm->free_groups = arb_sm_count_free_groups(sm, false);
+	sm->zero_groups = sm->free_groups;
 	return 0;
 }
 
@@ -237,6 +243,73 @@ uint32_t arb_sm_get(const struct arb_spacemap *sm, uint64_t bytenr)
 	return s < sm->total_sectors ? sector_count(sm, s) : 0;
 }
 
+/* ---- node-sized free groups ------------------------------------------- */
+
+static bool quarantined(const struct arb_sm_chunk *c, uint32_t s);
+
+/* A sector with count zero, and (unless with_quar) out of quarantine. */
+static bool sector_free(const struct arb_spacemap *sm, uint64_t sector, bool with_quar)
+{
+	const struct arb_sm_chunk *c = sm->chunks[sector / sm->chunk_sectors];
+	uint32_t s = (uint32_t)(sector % sm->chunk_sectors);
+
+	return !c || (!get2(c->counts, s) && (with_quar || !quarantined(c, s)));
+}
+
+/* Group g (sectors g*node_sectors ...) can take a node (with_quar: will,
+ * once the quarantine is over). */
+static bool group_free(const struct arb_spacemap *sm, uint64_t g, bool with_quar)
+{
+	uint64_t first = g * sm->node_sectors;
+
+	if (first + sm->node_sectors > sm->total_sectors ||
+	    is_reserved(sm, first, sm->node_sectors))
+		return false;
+	for (uint64_t s = first; s < first + sm->node_sectors; s++)
+		if (!sector_free(sm, s, with_quar))
+			return false;
+	return true;
+}
+
+uint64_t arb_sm_count_free_groups(const struct arb_spacemap *sm, bool with_quar)
+{
+	uint64_t n = 0, groups = sm->total_sectors / sm->node_sectors;
+
+	for (uint64_t g = 0; g < groups; g++) {
+		const struct arb_sm_chunk *c = sm->chunks[g * sm->node_sectors / sm->chunk_sectors];
+		uint64_t first = g * sm->node_sectors;
+
+		/* a chunk with nothing in it: only the reserved areas to skip */
+		if (!c || (!c->used && !c->nquar))
+			n += !is_reserved(sm, first, sm->node_sectors);
+		else
+			n += group_free(sm, g, with_quar);
+	}
+	return n;
+}
+
+/* Around a change of a sector's state, called just before it (before) and
+ * just after: *groups follows.  A sector that stops being free breaks its
+ * group if the group was whole; one that becomes free may complete it. */
+static void group_track(struct arb_spacemap *sm, uint64_t sector, bool was_free, bool before,
+                        bool with_quar, uint64_t *groups)
+{
+	uint64_t g = sector / sm->node_sectors;
+
+	if (before && was_free && group_free(sm, g, with_quar))
+		(*groups)--;
+	else if (!before && !was_free && group_free(sm, g, with_quar))
+		(*groups)++;
+}
+
+/* A sector's count goes from or to zero: both group totals follow. */
+static void count_track(struct arb_spacemap *sm, uint64_t sector, bool was_zero, bool in_quar,
+                        bool before)
+{
+	group_track(sm, sector, was_zero && !in_quar, before, false, &sm->free_groups);
+	group_track(sm, sector, was_zero, before, true, &sm->zero_groups);
+}
+
 static int set_sector(struct arb_spacemap *sm, uint64_t sector, uint32_t old, uint32_t count)
 {
 	struct arb_sm_chunk *c = chunk_get(sm, sector / sm->chunk_sectors);
@@ -252,7 +325,13 @@ static int set_sector(struct arb_spacemap *sm, uint64_t sector, uint32_t old, ui
 		o->count = count >= 3 ? count : 0;
 		o->dirty = true;
 	}
+	bool in_quar = quarantined(c, s);
+
+	if (!old != !count)
+		count_track(sm, sector, !old, in_quar, true);
 	set2(c->counts, s, count >= 3 ? ARB_SM_OVERFLOW_MARK : count);
+	if (!old != !count)
+		count_track(sm, sector, !old, in_quar, false);
 	if (old == 0 && count) {
 		c->used++;
 		sm->sectors_used++;
@@ -293,7 +372,11 @@ uint64_t arb_sm_total_sectors(const struct arb_spacemap *sm)
 
 uint64_t arb_sm_free_sectors(const struct arb_spacemap *sm)
 {
-	return arb_sm_total_sectors(sm) - sm->sectors_used - sm->quarantined;
+	uint64_t taken = sm->sectors_used + sm->quarantined;
+	uint64_t total = arb_sm_total_sectors(sm);
+
+	/* never wraps: a free count near 2^64 would pass every space check */
+	return taken < total ? total - taken : 0;
 }
 
 static bool quarantined(const struct arb_sm_chunk *c, uint32_t s)
@@ -323,7 +406,15 @@ static int mark_quarantine(struct arb_spacemap *sm, uint64_t first, uint64_t n, 
 			return -ENOMEM;
 		if (quarantined(c, s) == on)
 			continue;
+		/* a sector referenced again in the transaction that freed it
+		 * (a shared leaf copied after one of its extents was dropped)
+		 * is in use, not freed: it must not count twice */
+		if (on && get2(c->counts, s))
+			continue;
+		/* free before the toggle exactly when it goes into quarantine */
+		group_track(sm, sector, on, true, false, &sm->free_groups);
 		c->quar[s >> 3] ^= (uint8_t)(1u << (s & 7));
+		group_track(sm, sector, on, false, false, &sm->free_groups);
 		c->nquar += on ? 1 : -1;
 		sm->quarantined += on ? 1 : -1;
 	}
@@ -390,14 +481,14 @@ static uint64_t search_chunk(const struct arb_spacemap *sm, uint64_t idx, uint64
 	return UINT64_MAX;
 }
 
-int arb_sm_alloc(struct arb_spacemap *sm, uint64_t nsectors, uint32_t align, bool use_reserve,
+int arb_sm_alloc(struct arb_spacemap *sm, uint64_t nsectors, uint32_t align, uint64_t keep_free,
                  uint64_t *ret_bytenr)
 {
 	uint64_t free_now = arb_sm_free_sectors(sm);
 
 	if (nsectors == 0 || nsectors > sm->chunk_sectors)
 		return -EINVAL;
-	if (free_now < nsectors || (!use_reserve && free_now - nsectors < sm->reserve_sectors))
+	if (free_now < nsectors || free_now - nsectors < keep_free)
 		return -ENOSPC;
 	if (sm->cursor >= sm->total_sectors)
 		sm->cursor = 0;

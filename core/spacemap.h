@@ -66,6 +66,12 @@ struct arb_spacemap {
 	uint64_t resv_sectors; /* never allocatable: head and superblock copies */
 
 	uint64_t sectors_used;
+	/* node-aligned groups of node_sectors sectors that are wholly free: a
+	 * node fits only there, so free sectors scattered in smaller holes
+	 * (data freed sector by sector) do not count for metadata */
+	uint32_t node_sectors;
+	uint64_t free_groups;
+	uint64_t zero_groups;     /* the same counting quarantined sectors free */
 	uint64_t cursor;          /* sector where the next search starts */
 	uint64_t reserve_sectors; /* kept free for commits */
 
@@ -95,9 +101,17 @@ uint32_t arb_sm_get(const struct arb_spacemap *sm, uint64_t bytenr);
 int arb_sm_add(struct arb_spacemap *sm, uint64_t bytenr, uint64_t nsectors, int delta);
 
 /* Find nsectors free sectors aligned to `align` sectors, count them 1.
- * Unless `use_reserve`, fail with -ENOSPC while only the reserve is left. */
-int arb_sm_alloc(struct arb_spacemap *sm, uint64_t nsectors, uint32_t align, bool use_reserve,
+ * -ENOSPC if fewer than keep_free sectors would be left free. */
+int arb_sm_alloc(struct arb_spacemap *sm, uint64_t nsectors, uint32_t align, uint64_t keep_free,
                  uint64_t *ret_bytenr);
+/* What an allocation outside a commit leaves free: the quarter of the
+ * reserve that is the commits' alone.  The operations themselves are
+ * admitted up front against their tier (vfs_reserve), so this is only the
+ * backstop that keeps a commit possible. */
+static inline uint64_t arb_sm_commit_quarter(const struct arb_spacemap *sm)
+{
+	return sm->reserve_sectors / 4;
+}
 
 /* Queue a range whose last reference went away in this transaction; it
  * stays counted 1 until the commit lists it as freed. */
@@ -109,6 +123,9 @@ int arb_sm_quarantine(struct arb_spacemap *sm, uint64_t gen, uint64_t bytenr, ui
 void arb_sm_expire(struct arb_spacemap *sm, uint64_t gen);
 
 uint64_t arb_sm_free_sectors(const struct arb_spacemap *sm);
+/* Recount free_groups (with_quar: zero_groups) from the counts and the
+ * quarantine, after loading. */
+uint64_t arb_sm_count_free_groups(const struct arb_spacemap *sm, bool with_quar);
 uint64_t arb_sm_total_sectors(const struct arb_spacemap *sm);
 
 #endif

@@ -44,6 +44,10 @@ bool vnode_is_dir(const struct vnode *v);
  * the reserve (half of it for operations that free space); commits (at
  * this boundary) when recently freed space must first be released. */
 int vfs_reserve(struct arb_fs *fs, uint64_t sectors, bool freeing);
+/* The same, with the worst case in node-sized free groups given apart:
+ * `groups` of them must be free besides the tier (vfs_reserve counts
+ * sectors / node size, right for metadata alone). */
+int vfs_reserve_ex(struct arb_fs *fs, uint64_t sectors, uint64_t groups, bool freeing);
 
 /* dir.c */
 uint64_t arb_name_hash(uint64_t seed, const void *name, size_t len);
