@@ -1337,7 +1337,7 @@ static int wl_full(void)
 	mkdir_rel("c");
 	tfile_init(&filler, "fill");
 	fill(&filler);
-	make_room(&filler, IO_CHUNK / 4);
+	make_room(&filler, IO_CHUNK);
 	for (int i = 0; i < 8; i++)
 		tfile_init(&tf[i], "c/f%d", i);
 	for (int op = 0; op < w.ops; op++) {
