@@ -175,23 +175,6 @@ static arb_ino_t mkdir_(struct arb_fs *fs, arb_ino_t dir, const char *name)
 	return st.ino;
 }
 
-static arb_ino_t lookup(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-	int rc = arb_vfs_lookup(fs, dir, name, &st);
-
-	if (rc)
-		TU_FAIL("lookup of \"%s\" returned %s", name, tu_strerr(rc));
-	return st.ino;
-}
-
-static void expect_missing(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC_EQ(arb_vfs_lookup(fs, dir, name, &st), -ENOENT);
-}
-
 static uint64_t size_of(struct arb_fs *fs, arb_ino_t ino)
 {
 	struct arb_stat st;
@@ -272,38 +255,6 @@ static void geometry(uint64_t seed, uint64_t *size, uint32_t *nodesize)
 	*size = (16 + 16 * ((seed >> 1) % 3)) * MIB;
 }
 
-/* A commit that changes something (the root's mtime), so that frees move
- * through the superblock ring even if empty commits were skipped. */
-static void churn_commit(struct arb_fs *fs, arb_ino_t root, unsigned i)
-{
-	struct arb_setattr sa = {.valid = ARB_SET_MTIME};
-	struct arb_stat st;
-
-	sa.mtime.tv_sec = 1000000 + i % 2;
-	TU_RC(arb_vfs_setattr(fs, root, &sa, &st));
-	tu_commit(fs);
-}
-
-/* Commit until nothing is deferred and the used and quarantined figures
- * hold still over a pair of commits.  Needs a little room (not at full). */
-static void settle(struct arb_fs *fs, arb_ino_t root)
-{
-	struct arb_fs_info info, prev = {0};
-
-	for (unsigned i = 0; i < 200; i += 2) {
-		churn_commit(fs, root, i);
-		churn_commit(fs, root, i + 1);
-		arb_fs_info(fs, &info);
-		if (i >= ARB_DEFER_COMMITS + 2 && !info.deferred_sectors &&
-		    info.used_sectors == prev.used_sectors &&
-		    info.quarantined_sectors == prev.quarantined_sectors)
-			return;
-		prev = info;
-	}
-	TU_FAIL("frees did not settle in 200 commits: deferred %" PRIu64 " quarantined %" PRIu64,
-	        info.deferred_sectors, info.quarantined_sectors);
-}
-
 static void efx_setup_geo(struct efx *x, uint64_t seed, uint64_t size, uint32_t nodesize)
 {
 	memset(x, 0, sizeof(*x));
@@ -312,7 +263,7 @@ static void efx_setup_geo(struct efx *x, uint64_t seed, uint64_t size, uint32_t 
 	TU_RC(arb_vfs_init(FS(x), 0755, &cred));
 	TU_RC(arb_vfs_root(FS(x), 0, &x->root));
 	tu_commit(FS(x));
-	settle(FS(x), x->root);
+	tu_settle(FS(x), x->root);
 	x->empty = statfs_of(FS(x));
 	x->buf = xmalloc(BUF_BYTES);
 }
@@ -374,7 +325,7 @@ static void expect_back_to_empty(struct efx *x, const char *what)
 	tu_ctx_phase("back to empty");
 	TU_RC(arb_fs_drop_all(FS(x)));
 	tu_commit(FS(x));
-	settle(FS(x), x->root);
+	tu_settle(FS(x), x->root);
 	for (int pass = 0; pass < 2; pass++) {
 		now = statfs_of(FS(x));
 		if (now.bfree != x->empty.bfree || now.bavail != x->empty.bavail) {
@@ -484,13 +435,13 @@ static void expect_ordinary_refused(struct efx *x, arb_ino_t dir, uint64_t subvo
 	struct arb_stat st;
 
 	TU_RC_EQ(arb_vfs_mknod(FS(x), dir, "no-room", S_IFREG | 0644, 0, &cred, &st), -ENOSPC);
-	expect_missing(FS(x), dir, "no-room");
+	tu_expect_missing(FS(x), dir, "no-room");
 	TU_RC_EQ(arb_vfs_mkdir(FS(x), dir, "no-room-dir", 0755, &cred, &st), -ENOSPC);
-	expect_missing(FS(x), dir, "no-room-dir");
+	tu_expect_missing(FS(x), dir, "no-room-dir");
 	TU_RC_EQ(arb_vfs_symlink(FS(x), dir, "no-room-link", "target", &cred, &st), -ENOSPC);
-	expect_missing(FS(x), dir, "no-room-link");
+	tu_expect_missing(FS(x), dir, "no-room-link");
 	TU_RC_EQ(arb_vfs_snapshot(FS(x), subvol_id, dir, "no-room-snap", 0, &st), -ENOSPC);
-	expect_missing(FS(x), dir, "no-room-snap");
+	tu_expect_missing(FS(x), dir, "no-room-snap");
 	expect_not_failed(FS(x));
 }
 
@@ -707,7 +658,7 @@ static int small_create(struct efx *x, const arb_ino_t *dirs, unsigned ndirs, st
 	rc = arb_vfs_mknod(FS(x), dirs[f->dir], name, S_IFREG | 0644, 0, &cred, &st);
 	if (rc == -ENOSPC) {
 		expect_clean_enospc(FS(x), "a create");
-		expect_missing(FS(x), dirs[f->dir], name);
+		tu_expect_missing(FS(x), dirs[f->dir], name);
 		return rc;
 	}
 	if (rc)
@@ -752,7 +703,7 @@ static void small_verify(struct efx *x, const arb_ino_t *dirs, unsigned ndirs,
 		if (!files[i].ino)
 			continue;
 		small_name(name, sizeof(name), i);
-		TU_EQ_U64(lookup(FS(x), dirs[files[i].dir], name), files[i].ino);
+		TU_EQ_U64(tu_lookup(FS(x), dirs[files[i].dir], name), files[i].ino);
 		expect_pattern(FS(x), files[i].ino, files[i].tag, files[i].size);
 		per_dir[files[i].dir]++;
 	}
@@ -927,14 +878,15 @@ struct snap {
 static void snap_expect(struct efx *x, const struct snap *s, const struct mfile *files, unsigned nf)
 {
 	for (unsigned i = 0; i < nf; i++)
-		expect_file(FS(x), lookup(FS(x), s->root, files[i].name), s->data[i], s->size[i]);
+		expect_file(FS(x), tu_lookup(FS(x), s->root, files[i].name), s->data[i],
+		            s->size[i]);
 }
 
 static void snaps_expect(struct efx *x, const struct snap *snaps, unsigned ns,
                          const struct mfile *files, unsigned nf)
 {
 	for (unsigned k = 0; k < ns; k++) {
-		TU_EQ_U64(lookup(FS(x), x->root, snaps[k].name), snaps[k].root);
+		TU_EQ_U64(tu_lookup(FS(x), x->root, snaps[k].name), snaps[k].root);
 		snap_expect(x, &snaps[k], files, nf);
 	}
 	for (unsigned i = 0; i < nf; i++)
@@ -954,7 +906,7 @@ static int snap_take(struct efx *x, uint64_t src_id, struct snap *s, unsigned n,
 	                      &st);
 	if (rc == -ENOSPC) {
 		expect_clean_enospc(FS(x), "a snapshot");
-		expect_missing(FS(x), x->root, s->name);
+		tu_expect_missing(FS(x), x->root, s->name);
 		return rc;
 	}
 	if (rc)
@@ -1038,7 +990,7 @@ static void snapshots_seed(uint64_t seed)
 		if (tu_rng_pct(&x.rng, 30))
 			fill_brim(&x, &f);
 		TU_RC(arb_vfs_subvol_delete(FS(&x), x.root, snaps[k].name));
-		expect_missing(FS(&x), x.root, snaps[k].name);
+		tu_expect_missing(FS(&x), x.root, snaps[k].name);
 		expect_not_failed(FS(&x));
 		if (tu_rng_pct(&x.rng, 30))
 			tu_commit(FS(&x));
@@ -1132,7 +1084,7 @@ static void freeing_build(struct freeing *w)
 static void rename_over(struct efx *x, struct mfile *from, struct mfile *to)
 {
 	TU_RC(arb_vfs_rename(FS(x), from->dir, from->name, to->dir, to->name, 0));
-	expect_missing(FS(x), from->dir, from->name);
+	tu_expect_missing(FS(x), from->dir, from->name);
 	free(to->data);
 	to->data = from->data;
 	to->size = from->size;
@@ -1140,7 +1092,7 @@ static void rename_over(struct efx *x, struct mfile *from, struct mfile *to)
 	to->ino = from->ino;
 	from->data = NULL;
 	from->live = false;
-	TU_EQ_U64(lookup(FS(x), to->dir, to->name), to->ino);
+	TU_EQ_U64(tu_lookup(FS(x), to->dir, to->name), to->ino);
 }
 
 /* Punch [off, off + len) of f (KEEP_SIZE): the range reads as zeros. */
@@ -1179,12 +1131,12 @@ static void freeing_op(struct freeing *w, unsigned op)
 	case 0:
 		TU_RC(arb_vfs_unlink(FS(x), w->dir_a, w->a[0].name));
 		w->a[0].live = false;
-		expect_missing(FS(x), w->dir_a, w->a[0].name);
+		tu_expect_missing(FS(x), w->dir_a, w->a[0].name);
 		break;
 	case 1:
 		TU_RC(arb_vfs_rmdir(FS(x), x->root, "empty1"));
 		w->empty1_live = false;
-		expect_missing(FS(x), x->root, "empty1");
+		tu_expect_missing(FS(x), x->root, "empty1");
 		break;
 	case 2: /* to an unaligned size: the last sector is rewritten */
 		f = &w->a[1];
@@ -1211,7 +1163,7 @@ static void freeing_op(struct freeing *w, unsigned op)
 		break;
 	case 7: /* its leaves are shared with sv: the delete copies them */
 		TU_RC(arb_vfs_unlink(FS(x), w->rw_root, w->s[2].name));
-		expect_missing(FS(x), w->rw_root, w->s[2].name);
+		tu_expect_missing(FS(x), w->rw_root, w->s[2].name);
 		break;
 	case 8:
 		f = &w->s[3];
@@ -1221,12 +1173,12 @@ static void freeing_op(struct freeing *w, unsigned op)
 	case 9:
 		TU_RC(arb_vfs_subvol_delete(FS(x), x->root, "sv-ro"));
 		w->ro_live = false;
-		expect_missing(FS(x), x->root, "sv-ro");
+		tu_expect_missing(FS(x), x->root, "sv-ro");
 		break;
 	case 10:
 		TU_RC(arb_vfs_subvol_delete(FS(x), x->root, "sv-rw"));
 		w->rw_live = false;
-		expect_missing(FS(x), x->root, "sv-rw");
+		tu_expect_missing(FS(x), x->root, "sv-rw");
 		break;
 	default:
 		/* at full, with no commit in between: the leaves each unlink
@@ -1568,10 +1520,10 @@ static void crash_expect_snap(struct crash *c, struct arb_fs *fs, arb_ino_t root
 /* The subvolume the snapshot was taken of is untouched by it all. */
 static void crash_expect_sv(struct crash *c, struct arb_fs *fs, arb_ino_t root)
 {
-	arb_ino_t sv = lookup(fs, root, "sv");
+	arb_ino_t sv = tu_lookup(fs, root, "sv");
 
 	for (unsigned i = 0; i < S_FILES; i++)
-		expect_file(fs, lookup(fs, sv, c->s[i].name), c->s[i].data, c->s[i].size);
+		expect_file(fs, tu_lookup(fs, sv, c->s[i].name), c->s[i].data, c->s[i].size);
 }
 
 /* The state of a power cut before event `cut` (rseed: which unflushed
@@ -1640,7 +1592,7 @@ static void crash_cut(struct crash *c, size_t cut, uint64_t rseed, struct crash_
 		expect_healthy(img.fs, true);
 	} else {
 		TU_RC(err);
-		ino = lookup(img.fs, root, "after");
+		ino = tu_lookup(img.fs, root, "after");
 		pat_fill(c->x.buf, 0, len, 77);
 		TU_RC(arb_vfs_write(img.fs, ino, 0, c->x.buf, len, &done));
 	}

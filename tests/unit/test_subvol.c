@@ -129,23 +129,6 @@ static struct arb_stat stat_of(struct arb_fs *fs, arb_ino_t ino)
 	return st;
 }
 
-static arb_ino_t lookup(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-	int rc = arb_vfs_lookup(fs, dir, name, &st);
-
-	if (rc)
-		TU_FAIL("lookup of \"%.40s\" returned %s", name, tu_strerr(rc));
-	return st.ino;
-}
-
-static void expect_missing(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC_EQ(arb_vfs_lookup(fs, dir, name, &st), -ENOENT);
-}
-
 static void expect_gone(struct arb_fs *fs, arb_ino_t ino)
 {
 	struct arb_stat st;
@@ -493,14 +476,14 @@ static void test_make(void **state)
 		TU_RC(arb_vfs_parent(FS(&x), sub, &p));
 		TU_EQ_U64(p, svroot2);
 		TU_EQ_U64(stat_of(FS(&x), svroot2).nlink, 3);
-		TU_EQ_U64(lookup(FS(&x), lookup(FS(&x), d, "inner"), "f"), f);
+		TU_EQ_U64(tu_lookup(FS(&x), tu_lookup(FS(&x), d, "inner"), "f"), f);
 	}
 	TU_EQ_U64(subvol_count(FS(&x)), 3);
 
 	/* all of it survives a reopen */
 	sfx_cycle(&x);
-	TU_EQ_U64(lookup(FS(&x), x.root, "sv"), svroot);
-	TU_EQ_U64(lookup(FS(&x), d, "inner"), svroot2);
+	TU_EQ_U64(tu_lookup(FS(&x), x.root, "sv"), svroot);
+	TU_EQ_U64(tu_lookup(FS(&x), d, "inner"), svroot2);
 	TU_RC(arb_vfs_parent(FS(&x), svroot2, &p));
 	TU_EQ_U64(p, d);
 	TU_EQ_U64(stat_of(FS(&x), d).nlink, nlink_d + 1);
@@ -601,7 +584,7 @@ static void test_snapshot_equal(void **state)
 	/* one snapshot of a committed source, one of uncommitted changes */
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "snap", 0, &st));
 	sid = subvol_of(&st);
-	write_pat(FS(&x), lookup(FS(&x), root_of(id), "small"), 50, 200, 11);
+	write_pat(FS(&x), tu_lookup(FS(&x), root_of(id), "small"), 50, 200, 11);
 	(void)mkfile(FS(&x), root_of(id), "new");
 	TU_RC(arb_vfs_snapshot(FS(&x), id, root_of(id), "ro", ARB_SNAPSHOT_RDONLY, &st));
 	rid = subvol_of(&st);
@@ -650,15 +633,15 @@ static void test_snapshot_equal(void **state)
 	for (int i = 0; i < 3; i++) {
 		static const char *const names[] = {"plain-snap", "plain-ro", "plain-ro-snap"};
 
-		snap = dump_subvol(FS(&x), lookup(FS(&x), x.root, names[i]), true);
+		snap = dump_subvol(FS(&x), tu_lookup(FS(&x), x.root, names[i]), true);
 		expect_same_dump(names[i], src, snap);
 		free(snap);
 	}
 	/* then they part: changes to one are not seen in the other */
-	write_pat(FS(&x), lookup(FS(&x), lookup(FS(&x), x.root, "plain-snap"), "small"), 0, 100,
-	          99);
+	write_pat(FS(&x), tu_lookup(FS(&x), tu_lookup(FS(&x), x.root, "plain-snap"), "small"), 0,
+	          100, 99);
 	TU_RC(arb_vfs_unlink(FS(&x), root_of(id), "small"));
-	snap = dump_subvol(FS(&x), lookup(FS(&x), x.root, "plain-ro"), true);
+	snap = dump_subvol(FS(&x), tu_lookup(FS(&x), x.root, "plain-ro"), true);
 	expect_same_dump("read-only snapshot after changes to its source and a sibling", src, snap);
 	free(snap);
 	free(src);
@@ -692,7 +675,7 @@ static void test_link_protected(void **state)
 	after = dump_subvol(FS(&x), x.root, true);
 	expect_same_dump("after refused removals", before, after);
 	free(after);
-	TU_EQ_U64(lookup(FS(&x), x.root, "sv"), svroot);
+	TU_EQ_U64(tu_lookup(FS(&x), x.root, "sv"), svroot);
 	TU_EQ_U64(subvol_count(FS(&x)), 2);
 	expect_healthy(FS(&x));
 	sfx_cycle(&x);
@@ -729,18 +712,18 @@ static void test_rename_link(void **state)
 
 	/* same directory */
 	TU_RC(arb_vfs_rename(FS(&x), x.root, "sv", x.root, "sv2", 0));
-	expect_missing(FS(&x), x.root, "sv");
-	TU_EQ_U64(lookup(FS(&x), x.root, "sv2"), svroot);
+	tu_expect_missing(FS(&x), x.root, "sv");
+	TU_EQ_U64(tu_lookup(FS(&x), x.root, "sv2"), svroot);
 	TU_ASSERT(strcmp(sv_get(FS(&x), id).name, "sv2") == 0);
 	TU_EQ_U64(stat_of(FS(&x), x.root).nlink, nlr);
 	sfx_cycle(&x);
-	TU_EQ_U64(lookup(FS(&x), x.root, "sv2"), svroot);
-	expect_missing(FS(&x), x.root, "sv");
+	TU_EQ_U64(tu_lookup(FS(&x), x.root, "sv2"), svroot);
+	tu_expect_missing(FS(&x), x.root, "sv");
 
 	/* another directory, with NOREPLACE */
 	TU_RC(arb_vfs_rename(FS(&x), x.root, "sv2", d, "moved", ARB_RENAME_NOREPLACE));
-	expect_missing(FS(&x), x.root, "sv2");
-	TU_EQ_U64(lookup(FS(&x), d, "moved"), svroot);
+	tu_expect_missing(FS(&x), x.root, "sv2");
+	TU_EQ_U64(tu_lookup(FS(&x), d, "moved"), svroot);
 	TU_EQ_U64(stat_of(FS(&x), x.root).nlink, nlr - 1);
 	TU_EQ_U64(stat_of(FS(&x), d).nlink, nld + 1);
 	TU_RC(arb_vfs_parent(FS(&x), svroot, &p));
@@ -749,16 +732,16 @@ static void test_rename_link(void **state)
 	TU_EQ_U64(sv.dirid, arb_ino_local(d));
 	TU_ASSERT(strcmp(sv.name, "moved") == 0);
 	sfx_cycle(&x);
-	TU_EQ_U64(lookup(FS(&x), d, "moved"), svroot);
-	TU_EQ_U64(lookup(FS(&x), svroot, "inside"), lookup(FS(&x), svroot, "inside"));
+	TU_EQ_U64(tu_lookup(FS(&x), d, "moved"), svroot);
+	TU_EQ_U64(tu_lookup(FS(&x), svroot, "inside"), tu_lookup(FS(&x), svroot, "inside"));
 	TU_RC(arb_vfs_parent(FS(&x), svroot, &p));
 	TU_EQ_U64(p, d);
 	TU_EQ_U64(stat_of(FS(&x), x.root).nlink, nlr - 1);
 	TU_EQ_U64(stat_of(FS(&x), d).nlink, nld + 1);
 	/* a snapshot taken after the move drops the moved link */
 	TU_RC(arb_vfs_snapshot(FS(&x), x.top, x.root, "snap", 0, &st));
-	expect_missing(FS(&x), lookup(FS(&x), st.ino, "d"), "moved");
-	TU_EQ_U64(stat_of(FS(&x), lookup(FS(&x), st.ino, "d")).nlink, nld);
+	tu_expect_missing(FS(&x), tu_lookup(FS(&x), st.ino, "d"), "moved");
+	TU_EQ_U64(stat_of(FS(&x), tu_lookup(FS(&x), st.ino, "d")).nlink, nld);
 	tu_commit(FS(&x));
 
 	before = dump_subvol(FS(&x), x.root, true);
@@ -804,7 +787,7 @@ static void test_rename_link(void **state)
 	TU_EQ_U64(stat_of(FS(&x), d).nlink, nld + 1);
 	TU_EQ_U64(stat_of(FS(&x), x.root).nlink, nlr);
 	sfx_cycle(&x);
-	TU_EQ_U64(lookup(FS(&x), x.root, "back"), svroot);
+	TU_EQ_U64(tu_lookup(FS(&x), x.root, "back"), svroot);
 	TU_EQ_U64(sv_get(FS(&x), id).dirid, arb_ino_local(x.root));
 	TU_RC(arb_vfs_subvol_delete(FS(&x), d, "snap"));
 	TU_RC(arb_vfs_subvol_delete(FS(&x), x.root, "back"));
@@ -847,7 +830,7 @@ static void test_delete(void **state)
 	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), x.root, "dir"), -ENOTTY);
 	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), x.root, "nothing"), -ENOENT);
 	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), x.root, ""), -EINVAL);
-	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), lookup(FS(&x), x.root, "file"), "x"), -ENOTDIR);
+	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), tu_lookup(FS(&x), x.root, "file"), "x"), -ENOTDIR);
 	/* b is linked inside a */
 	TU_RC_EQ(arb_vfs_subvol_delete(FS(&x), x.root, "a"), -ENOTEMPTY);
 	/* the default subvolume */
@@ -871,8 +854,8 @@ static void test_delete(void **state)
 	TU_EQ_U64(subvol_count(FS(&x)), 4);
 
 	/* delete b, then a: gone at once and after a reopen */
-	TU_RC(arb_vfs_subvol_delete(FS(&x), lookup(FS(&x), a, "sub"), "b"));
-	expect_missing(FS(&x), lookup(FS(&x), a, "sub"), "b");
+	TU_RC(arb_vfs_subvol_delete(FS(&x), tu_lookup(FS(&x), a, "sub"), "b"));
+	tu_expect_missing(FS(&x), tu_lookup(FS(&x), a, "sub"), "b");
 	expect_gone(FS(&x), b);
 	expect_gone(FS(&x), fb);
 	TU_RC_EQ(arb_vfs_root(FS(&x), idb, &p), -ENOENT);
@@ -881,9 +864,9 @@ static void test_delete(void **state)
 
 		TU_RC_EQ(arb_vfs_subvol_get(FS(&x), idb, &sv), -ENOENT);
 	}
-	TU_EQ_U64(stat_of(FS(&x), lookup(FS(&x), a, "sub")).nlink, 2);
+	TU_EQ_U64(stat_of(FS(&x), tu_lookup(FS(&x), a, "sub")).nlink, 2);
 	TU_RC(arb_vfs_subvol_delete(FS(&x), x.root, "a"));
-	expect_missing(FS(&x), x.root, "a");
+	tu_expect_missing(FS(&x), x.root, "a");
 	expect_gone(FS(&x), a);
 	expect_gone(FS(&x), fa);
 	TU_RC_EQ(arb_vfs_snapshot(FS(&x), ida, x.root, "a2", 0, &st), -ENOENT);
@@ -891,11 +874,11 @@ static void test_delete(void **state)
 	TU_EQ_U64(stat_of(FS(&x), x.root).nlink, nlr - 1);
 	expect_healthy(FS(&x));
 	/* the snapshot of a is whole */
-	TU_EQ_U64(stat_of(FS(&x), lookup(FS(&x), c, "fa")).size, 200 * KIB);
-	expect_missing(FS(&x), lookup(FS(&x), c, "sub"), "b");
+	TU_EQ_U64(stat_of(FS(&x), tu_lookup(FS(&x), c, "fa")).size, 200 * KIB);
+	tu_expect_missing(FS(&x), tu_lookup(FS(&x), c, "sub"), "b");
 	TU_EQ_U64(subvol_count(FS(&x)), 2);
 	sfx_cycle(&x);
-	expect_missing(FS(&x), x.root, "a");
+	tu_expect_missing(FS(&x), x.root, "a");
 	expect_gone(FS(&x), a);
 	expect_gone(FS(&x), fa);
 	expect_gone(FS(&x), b);
@@ -904,7 +887,7 @@ static void test_delete(void **state)
 	/* a new one reuses neither the name's past nor the ids */
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "a", 0755, &cred, &st));
 	TU_ASSERT(subvol_of(&st) > idc, "id %" PRIu64 " reused", subvol_of(&st));
-	expect_missing(FS(&x), st.ino, "fa");
+	tu_expect_missing(FS(&x), st.ino, "fa");
 	TU_RC(arb_vfs_subvol_delete(FS(&x), d, "c"));
 	expect_gone(FS(&x), c);
 	TU_EQ_U64(stat_of(FS(&x), d).nlink, 2);
@@ -938,12 +921,12 @@ static void test_readonly(void **state)
 	ro = st.ino;
 	rid = subvol_of(&st);
 	TU_ASSERT(sv_get(FS(&x), rid).readonly);
-	expect_missing(FS(&x), ro, "nested");
-	small = lookup(FS(&x), ro, "small");
-	a = lookup(FS(&x), ro, "a");
-	b = lookup(FS(&x), a, "b");
-	big = lookup(FS(&x), a, "big");
-	sym = lookup(FS(&x), a, "sym");
+	tu_expect_missing(FS(&x), ro, "nested");
+	small = tu_lookup(FS(&x), ro, "small");
+	a = tu_lookup(FS(&x), ro, "a");
+	b = tu_lookup(FS(&x), a, "b");
+	big = tu_lookup(FS(&x), a, "big");
+	sym = tu_lookup(FS(&x), a, "sym");
 	tu_commit(FS(&x));
 
 	for (int round = 0; round < 2; round++) {
@@ -1032,7 +1015,7 @@ static void test_readonly(void **state)
 		TU_EQ_U64(got, 8);
 		TU_RC(arb_vfs_listxattr(FS(&x), a, names, sizeof(names), &got));
 		TU_EQ_U64(got, 9);
-		TU_RC(arb_vfs_lseek(FS(&x), lookup(FS(&x), b, "sparse"), 0, SEEK_DATA, &off));
+		TU_RC(arb_vfs_lseek(FS(&x), tu_lookup(FS(&x), b, "sparse"), 0, SEEK_DATA, &off));
 		TU_EQ_U64(off, 5 * MIB);
 		TU_RC(arb_vfs_open(FS(&x), big));
 		TU_RC(arb_vfs_fsync(FS(&x), big));
@@ -1062,12 +1045,12 @@ static void test_readonly(void **state)
 	after = dump_subvol(FS(&x), w, true);
 	expect_same_dump("writable snapshot of a read-only one", src, after);
 	free(after);
-	wf = lookup(FS(&x), w, "small");
+	wf = tu_lookup(FS(&x), w, "small");
 	write_pat(FS(&x), wf, 0, 5000, 8);
 	TU_RC_EQ(arb_vfs_unlink(FS(&x), w, "empty"), -EISDIR);
 	TU_RC(arb_vfs_rmdir(FS(&x), w, "empty"));
 	TU_RC(arb_vfs_setxattr(FS(&x), w, "user.x", "v", 1, 0));
-	(void)mkfile(FS(&x), lookup(FS(&x), w, "a"), "n");
+	(void)mkfile(FS(&x), tu_lookup(FS(&x), w, "a"), "n");
 	TU_RC(arb_vfs_subvol_make(FS(&x), w, "sub", 0755, &cred, &st));
 	TU_RC(arb_vfs_snapshot(FS(&x), wid, x.root, "w-ro", ARB_SNAPSHOT_RDONLY, &st));
 	TU_RC_EQ(arb_vfs_unlink(FS(&x), st.ino, "small"), -EROFS);
@@ -1080,7 +1063,7 @@ static void test_readonly(void **state)
 	/* a read-only snapshot can be deleted */
 	TU_RC(arb_vfs_subvol_delete(FS(&x), x.root, "ro"));
 	expect_gone(FS(&x), small);
-	TU_EQ_U64(stat_of(FS(&x), lookup(FS(&x), w, "a")).nlink, 3);
+	TU_EQ_U64(stat_of(FS(&x), tu_lookup(FS(&x), w, "a")).nlink, 3);
 	TU_RC(arb_vfs_subvol_delete(FS(&x), x.root, "w-ro"));
 	sfx_finish(&x);
 }
@@ -1140,12 +1123,12 @@ static void test_snapshot_fsync(void **state)
 	write_pat(FS(&x), f, 0, 64 * KIB, 1);
 	TU_RC(arb_vfs_fsync(FS(&x), f)); /* a commit, and a log from now on */
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "snap", 0, &st));
-	g = lookup(FS(&x), st.ino, "f");
+	g = tu_lookup(FS(&x), st.ino, "f");
 	write_pat(FS(&x), g, 8192, 4096, 2);
 	TU_RC(arb_vfs_fsync(FS(&x), g));
 	/* a power cut: nothing more reaches the device */
 	sfx_reopen(&x);
-	g = lookup(FS(&x), lookup(FS(&x), x.root, "snap"), "f");
+	g = tu_lookup(FS(&x), tu_lookup(FS(&x), x.root, "snap"), "f");
 	TU_RC(arb_vfs_read(FS(&x), g, 8192, buf, sizeof(buf), &got));
 	TU_EQ_U64(got, sizeof(buf));
 	for (size_t i = 0; i < sizeof(buf); i++)
@@ -1260,8 +1243,8 @@ static void test_inode_numbers(void **state)
 		for (int i = 0; i < 3; i++) {
 			struct listing l;
 
-			ino[i + 1] = lookup(FS(&x), lookup(FS(&x), snap[i], "d"), "f");
-			list_dir(FS(&x), lookup(FS(&x), snap[i], "d"), &l);
+			ino[i + 1] = tu_lookup(FS(&x), tu_lookup(FS(&x), snap[i], "d"), "f");
+			list_dir(FS(&x), tu_lookup(FS(&x), snap[i], "d"), &l);
 			TU_EQ_U64(l.n, 1);
 			TU_EQ_U64(l.v[0].ino, ino[i + 1]);
 			free(l.v);
@@ -2418,40 +2401,6 @@ static void model_seed(uint64_t seed)
 
 /* ---- 4. space ---- */
 
-/* A commit that changes something (the top's root mtime), so that frees
- * move through the superblock ring. */
-static void churn_commit(struct arb_fs *fs, arb_ino_t root, unsigned i)
-{
-	struct arb_setattr sa = {.valid = ARB_SET_MTIME};
-	struct arb_stat st;
-
-	sa.mtime.tv_sec = 1000000 + i % 2;
-	TU_RC(arb_vfs_setattr(fs, root, &sa, &st));
-	tu_commit(fs);
-}
-
-/* Churn (at least ARB_DEFER_COMMITS + 2 commits) until nothing is
- * deferred and the used and quarantined figures hold still over a pair of
- * commits; returns the number of commits. */
-static unsigned settle(struct arb_fs *fs, arb_ino_t root)
-{
-	struct arb_fs_info info, prev = {0};
-	unsigned i;
-
-	for (i = 0; i < 200; i += 2) {
-		churn_commit(fs, root, i);
-		churn_commit(fs, root, i + 1);
-		arb_fs_info(fs, &info);
-		if (i >= ARB_DEFER_COMMITS + 2 && !info.deferred_sectors &&
-		    info.used_sectors == prev.used_sectors &&
-		    info.quarantined_sectors == prev.quarantined_sectors)
-			return i + 2;
-		prev = info;
-	}
-	TU_FAIL("frees did not settle in 200 commits: deferred %" PRIu64 " quarantined %" PRIu64,
-	        info.deferred_sectors, info.quarantined_sectors);
-}
-
 /* Sectors held by the nodes of the live user trees.  A B-tree's shape
  * depends on its history (the same items may sit in two leaves or three),
  * so the space test compares what is used beside these nodes exactly. */
@@ -2528,7 +2477,7 @@ static void space_seed(uint64_t seed)
 		}
 	}
 	tu_commit(FS(&x));
-	settle0 = settle(FS(&x), x.root);
+	settle0 = tu_settle(FS(&x), x.root);
 	arb_fs_info(FS(&x), &info);
 	used0 = info.used_sectors;
 	nodes0 = user_node_sectors(FS(&x));
@@ -2566,16 +2515,16 @@ static void space_seed(uint64_t seed)
 			if (snaps[k].ro || !tu_rng_pct(&rng, 50))
 				continue;
 			snprintf(name, sizeof(name), "dir%u", (unsigned)tu_rng_below(&rng, 3));
-			dir = lookup(FS(&x), snaps[k].root, name);
+			dir = tu_lookup(FS(&x), snaps[k].root, name);
 			snprintf(name, sizeof(name), "f%u", (unsigned)tu_rng_below(&rng, 8));
 			switch (tu_rng_below(&rng, 4)) {
 			case 0:
-				f = lookup(FS(&x), dir, name);
+				f = tu_lookup(FS(&x), dir, name);
 				write_pat(FS(&x), f, tu_rng_below(&rng, 300 * KIB),
 				          tu_rng_range(&rng, 1, 64 * KIB), tu_rng_next(&rng));
 				break;
 			case 1:
-				f = lookup(FS(&x), dir, name);
+				f = tu_lookup(FS(&x), dir, name);
 				sa.size = tu_rng_below(&rng, 200 * KIB);
 				TU_RC(arb_vfs_setattr(FS(&x), f, &sa, &st));
 				break;
@@ -2610,7 +2559,7 @@ static void space_seed(uint64_t seed)
 	expect_healthy(FS(&x));
 	TU_EQ_U64(subvol_count(FS(&x)), 2);
 	run_cleaner(FS(&x), &rng);
-	settle1 = settle(FS(&x), x.root);
+	settle1 = tu_settle(FS(&x), x.root);
 	arb_fs_info(FS(&x), &info);
 	nodes1 = user_node_sectors(FS(&x));
 	TU_ASSERT(info.used_sectors - nodes1 == used0 - nodes0,

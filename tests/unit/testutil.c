@@ -573,6 +573,52 @@ void tu_check_clean(struct arb_fs *fs)
 		        r.missing, r.used_mismatch, r.tree_totals);
 }
 
+arb_ino_t tu_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name)
+{
+	struct arb_stat st;
+	int rc = arb_vfs_lookup(fs, dir, name, &st);
+
+	if (rc)
+		TU_FAIL("lookup of \"%.40s\" returned %s", name, tu_strerr(rc));
+	return st.ino;
+}
+
+void tu_expect_missing(struct arb_fs *fs, arb_ino_t dir, const char *name)
+{
+	struct arb_stat st;
+
+	TU_RC_EQ(arb_vfs_lookup(fs, dir, name, &st), -ENOENT);
+}
+
+static void churn_commit(struct arb_fs *fs, arb_ino_t root, unsigned i)
+{
+	struct arb_setattr sa = {.valid = ARB_SET_MTIME};
+	struct arb_stat st;
+
+	sa.mtime.tv_sec = 1000000 + i % 2;
+	TU_RC(arb_vfs_setattr(fs, root, &sa, &st));
+	tu_commit(fs);
+}
+
+unsigned tu_settle(struct arb_fs *fs, arb_ino_t root)
+{
+	struct arb_fs_info info, prev = {0};
+
+	for (unsigned i = 0; i < 200; i += 2) {
+		churn_commit(fs, root, i);
+		churn_commit(fs, root, i + 1);
+		arb_fs_info(fs, &info);
+		if (i >= ARB_DEFER_COMMITS + 2 && !info.deferred_sectors &&
+		    info.used_sectors == prev.used_sectors &&
+		    info.quarantined_sectors == prev.quarantined_sectors)
+			return i + 2;
+		prev = info;
+	}
+	TU_FAIL("frees did not settle in 200 commits: deferred %" PRIu64 " quarantined %" PRIu64,
+	        info.deferred_sectors, info.quarantined_sectors);
+	return 0;
+}
+
 /* ---- keys and values ---- */
 
 #define KEY_TYPES 7u

@@ -33,6 +33,7 @@
 #include "arbor/check.h"
 #include "arbor/fs.h"
 #include "arbor/memdev.h"
+#include "arbor/vfs.h"
 #include "arbor_format.h"
 
 /* ---- PRNG ---- */
@@ -212,6 +213,18 @@ void tu_space_expect(struct arb_fs *fs, const struct tu_space *base);
 
 /* arb_check() must return 0 with an all-zero error report. */
 void tu_check_clean(struct arb_fs *fs);
+
+/* The inode of name in directory dir (the VFS layer); fails the test if
+ * the lookup does. */
+arb_ino_t tu_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name);
+/* Fails the test unless name is absent from dir. */
+void tu_expect_missing(struct arb_fs *fs, arb_ino_t dir, const char *name);
+/* Commit (each changing the mtime of directory root, so that frees move
+ * through the superblock ring) until nothing is deferred and the used and
+ * quarantined figures hold still over a pair of commits, at least
+ * ARB_DEFER_COMMITS + 2 times; returns the number of commits.  Needs a
+ * little room (not at full). */
+unsigned tu_settle(struct arb_fs *fs, arb_ino_t root);
 
 /* ---- keys and values ---- */
 
