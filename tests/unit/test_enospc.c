@@ -159,22 +159,6 @@ static void expect_clean_enospc(struct arb_fs *fs, const char *what)
 		TU_FAIL("%s returned ENOSPC after failing part-way: %s", what, why);
 }
 
-static arb_ino_t mkfile(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC(arb_vfs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st));
-	return st.ino;
-}
-
-static arb_ino_t mkdir_(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC(arb_vfs_mkdir(fs, dir, name, 0755, &cred, &st));
-	return st.ino;
-}
-
 static uint64_t size_of(struct arb_fs *fs, arb_ino_t ino)
 {
 	struct arb_stat st;
@@ -354,7 +338,7 @@ struct filler {
 
 static void filler_make(struct efx *x, struct filler *f, arb_ino_t dir, const char *name)
 {
-	f->ino = mkfile(FS(x), dir, name);
+	f->ino = tu_mkfile(FS(x), &cred, dir, name);
 	f->size = 0;
 	f->tag = tu_rng_next(&x->rng);
 }
@@ -553,7 +537,7 @@ static void fill_big_seed(uint64_t seed)
 	b.cap = x.t.size;
 	b.cur = xcalloc(b.cap, 1);
 	b.com = xcalloc(b.cap, 1);
-	b.ino = mkfile(FS(&x), x.root, "big");
+	b.ino = tu_mkfile(FS(&x), &cred, x.root, "big");
 	/* made now: at full, creating it would be refused */
 	filler_make(&x, &f, x.root, "filler");
 	tu_commit(FS(&x));
@@ -732,7 +716,7 @@ static void fill_small_seed(uint64_t seed)
 	efx_setup_geo(&x, seed, SMALL_DEV, seed & 1 ? 4096 : 16384);
 	for (unsigned d = 0; d < ndirs; d++) {
 		snprintf(name, sizeof(name), "dir%u", d);
-		dirs[d] = mkdir_(FS(&x), x.root, name);
+		dirs[d] = tu_mkdir(FS(&x), &cred, x.root, name);
 	}
 	/* made now: at full, creating it would be refused */
 	filler_make(&x, &f, x.root, "filler");
@@ -816,7 +800,7 @@ static void mf_make(struct efx *x, struct mfile *f, arb_ino_t dir, const char *n
 	memset(f, 0, sizeof(*f));
 	f->dir = dir;
 	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->ino = mkfile(FS(x), dir, name);
+	f->ino = tu_mkfile(FS(x), &cred, dir, name);
 	f->cap = cap;
 	f->data = xcalloc(cap, 1);
 	f->live = true;
@@ -1047,12 +1031,12 @@ static void freeing_build(struct freeing *w)
 	struct arb_stat st;
 	char name[24], long_name[MANY_NAME_LEN + 1];
 
-	w->dir_a = mkdir_(FS(x), x->root, "a");
-	(void)mkdir_(FS(x), x->root, "empty1");
-	(void)mkdir_(FS(x), x->root, "empty2");
-	w->dir_many = mkdir_(FS(x), x->root, "many");
+	w->dir_a = tu_mkdir(FS(x), &cred, x->root, "a");
+	(void)tu_mkdir(FS(x), &cred, x->root, "empty1");
+	(void)tu_mkdir(FS(x), &cred, x->root, "empty2");
+	w->dir_many = tu_mkdir(FS(x), &cred, x->root, "many");
 	for (unsigned i = 0; i < MANY_FILES; i++)
-		(void)mkfile(FS(x), w->dir_many, many_name(long_name, i));
+		(void)tu_mkfile(FS(x), &cred, w->dir_many, many_name(long_name, i));
 	for (unsigned i = 0; i < A_FILES; i++) {
 		snprintf(name, sizeof(name), "f%u", i);
 		mf_make(x, &w->a[i], w->dir_a, name, 512 * KIB);
@@ -1316,7 +1300,7 @@ static int honest_try(uint64_t seed, uint64_t slack, bool finish, struct arb_sta
 	int rc = 0;
 
 	efx_setup(&x, seed);
-	ino = mkfile(FS(&x), x.root, "f");
+	ino = tu_mkfile(FS(&x), &cred, x.root, "f");
 	tu_commit(FS(&x));
 	st0 = prev = statfs_of(FS(&x));
 	*ret0 = st0;
@@ -1443,7 +1427,7 @@ static void crash_build(struct crash *c)
 	TU_RC(snap_take(x, c->sv_id, &c->snap, 0, c->s, S_FILES));
 	for (unsigned i = 0; i < S_FILES; i++)
 		TU_RC(mf_write(x, &c->s[i], 0, c->s[i].size));
-	v = mkfile(FS(x), x->root, "victim");
+	v = tu_mkfile(FS(x), &cred, x->root, "victim");
 	filler_make(x, &c->f, x->root, "filler");
 	c->victim_size = 3 * MIB - tu_rng_below(&x->rng, 100 * KIB);
 	c->victim_tag = tu_rng_next(&x->rng);

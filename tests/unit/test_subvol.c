@@ -104,22 +104,6 @@ static void write_pat(struct arb_fs *fs, arb_ino_t ino, uint64_t off, size_t len
 	free(buf);
 }
 
-static arb_ino_t mkfile(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC(arb_vfs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st));
-	return st.ino;
-}
-
-static arb_ino_t mkdir_(struct arb_fs *fs, arb_ino_t dir, const char *name)
-{
-	struct arb_stat st;
-
-	TU_RC(arb_vfs_mkdir(fs, dir, name, 0755, &cred, &st));
-	return st.ino;
-}
-
 static struct arb_stat stat_of(struct arb_fs *fs, arb_ino_t ino)
 {
 	struct arb_stat st;
@@ -392,9 +376,9 @@ static void sfx_finish(struct sfx *x)
 static void populate(struct arb_fs *fs, arb_ino_t dir, uint64_t tag)
 {
 	struct arb_stat st;
-	arb_ino_t a = mkdir_(fs, dir, "a"), b = mkdir_(fs, a, "b");
-	arb_ino_t f1 = mkfile(fs, dir, "small"), f2 = mkfile(fs, a, "big"),
-	          f3 = mkfile(fs, b, "sparse");
+	arb_ino_t a = tu_mkdir(fs, &cred, dir, "a"), b = tu_mkdir(fs, &cred, a, "b");
+	arb_ino_t f1 = tu_mkfile(fs, &cred, dir, "small"), f2 = tu_mkfile(fs, &cred, a, "big"),
+	          f3 = tu_mkfile(fs, &cred, b, "sparse");
 
 	write_pat(fs, f1, 0, 100, tag);
 	write_pat(fs, f2, 0, 300 * KIB + 17, tag + 1);
@@ -404,7 +388,7 @@ static void populate(struct arb_fs *fs, arb_ino_t dir, uint64_t tag)
 	TU_RC(arb_vfs_mknod(fs, b, "fifo", S_IFIFO | 0600, 0, &cred, &st));
 	TU_RC(arb_vfs_setxattr(fs, f1, "user.tag", &tag, sizeof(tag), 0));
 	TU_RC(arb_vfs_setxattr(fs, a, "user.dir", "value", 5, 0));
-	(void)mkdir_(fs, dir, "empty");
+	(void)tu_mkdir(fs, &cred, dir, "empty");
 }
 
 /* ---- 1. basics ---- */
@@ -421,7 +405,7 @@ static void test_make(void **state)
 
 	(void)state;
 	sfx_setup(&x, DEV_SIZE, 0);
-	d = mkdir_(FS(&x), x.root, "dir");
+	d = tu_mkdir(FS(&x), &cred, x.root, "dir");
 	nlink_root = stat_of(FS(&x), x.root).nlink;
 	TU_EQ_U64(nlink_root, 3);
 
@@ -470,7 +454,8 @@ static void test_make(void **state)
 	TU_RC(arb_vfs_parent(FS(&x), svroot2, &p));
 	TU_EQ_U64(p, d);
 	{
-		arb_ino_t f = mkfile(FS(&x), svroot2, "f"), sub = mkdir_(FS(&x), svroot2, "sub");
+		arb_ino_t f = tu_mkfile(FS(&x), &cred, svroot2, "f"),
+		          sub = tu_mkdir(FS(&x), &cred, svroot2, "sub");
 
 		TU_EQ_U64(arb_ino_subvol(f), arb_ino_subvol(svroot2));
 		TU_RC(arb_vfs_parent(FS(&x), sub, &p));
@@ -515,8 +500,8 @@ static void test_make_errors(void **state)
 
 	(void)state;
 	sfx_setup(&x, DEV_SIZE, 0);
-	f = mkfile(FS(&x), x.root, "file");
-	(void)mkdir_(FS(&x), x.root, "dir");
+	f = tu_mkfile(FS(&x), &cred, x.root, "file");
+	(void)tu_mkdir(FS(&x), &cred, x.root, "dir");
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	id = subvol_of(&st);
 	populate(FS(&x), st.ino, 1);
@@ -585,7 +570,7 @@ static void test_snapshot_equal(void **state)
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "snap", 0, &st));
 	sid = subvol_of(&st);
 	write_pat(FS(&x), tu_lookup(FS(&x), root_of(id), "small"), 50, 200, 11);
-	(void)mkfile(FS(&x), root_of(id), "new");
+	(void)tu_mkfile(FS(&x), &cred, root_of(id), "new");
 	TU_RC(arb_vfs_snapshot(FS(&x), id, root_of(id), "ro", ARB_SNAPSHOT_RDONLY, &st));
 	rid = subvol_of(&st);
 	/* the top subvolume, snapshot inside itself */
@@ -661,7 +646,7 @@ static void test_link_protected(void **state)
 	sfx_setup(&x, DEV_SIZE, 0);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	svroot = st.ino;
-	(void)mkfile(FS(&x), svroot, "f");
+	(void)tu_mkfile(FS(&x), &cred, svroot, "f");
 	tu_commit(FS(&x));
 	before = dump_subvol(FS(&x), x.root, true);
 	TU_RC_EQ(arb_vfs_rmdir(FS(&x), x.root, "sv"), -EPERM);
@@ -698,15 +683,15 @@ static void test_rename_link(void **state)
 
 	(void)state;
 	sfx_setup(&x, DEV_SIZE, 0);
-	d = mkdir_(FS(&x), x.root, "d");
-	(void)mkfile(FS(&x), x.root, "file");
-	(void)mkdir_(FS(&x), x.root, "dir");
+	d = tu_mkdir(FS(&x), &cred, x.root, "d");
+	(void)tu_mkfile(FS(&x), &cred, x.root, "file");
+	(void)tu_mkdir(FS(&x), &cred, x.root, "dir");
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	svroot = st.ino;
 	id = subvol_of(&st);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "other", 0755, &cred, &st));
 	other = st.ino;
-	(void)mkfile(FS(&x), svroot, "inside");
+	(void)tu_mkfile(FS(&x), &cred, svroot, "inside");
 	nlr = stat_of(FS(&x), x.root).nlink;
 	nld = stat_of(FS(&x), d).nlink;
 
@@ -807,17 +792,18 @@ static void test_delete(void **state)
 
 	(void)state;
 	sfx_setup(&x, DEV_SIZE, 0);
-	(void)mkfile(FS(&x), x.root, "file");
-	d = mkdir_(FS(&x), x.root, "dir");
+	(void)tu_mkfile(FS(&x), &cred, x.root, "file");
+	d = tu_mkdir(FS(&x), &cred, x.root, "dir");
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "a", 0755, &cred, &st));
 	a = st.ino;
 	ida = subvol_of(&st);
-	fa = mkfile(FS(&x), a, "fa");
+	fa = tu_mkfile(FS(&x), &cred, a, "fa");
 	write_pat(FS(&x), fa, 0, 200 * KIB, 3);
-	TU_RC(arb_vfs_subvol_make(FS(&x), mkdir_(FS(&x), a, "sub"), "b", 0755, &cred, &st));
+	TU_RC(arb_vfs_subvol_make(FS(&x), tu_mkdir(FS(&x), &cred, a, "sub"), "b", 0755, &cred,
+	                          &st));
 	b = st.ino;
 	idb = subvol_of(&st);
-	fb = mkfile(FS(&x), b, "fb");
+	fb = tu_mkfile(FS(&x), &cred, b, "fb");
 	write_pat(FS(&x), fb, 0, 50 * KIB, 4);
 	TU_RC(arb_vfs_snapshot(FS(&x), ida, d, "c", 0, &st));
 	c = st.ino;
@@ -914,7 +900,7 @@ static void test_readonly(void **state)
 	id = subvol_of(&st);
 	populate(FS(&x), st.ino, 5);
 	TU_RC(arb_vfs_subvol_make(FS(&x), st.ino, "nested", 0755, &cred, &st));
-	outside = mkfile(FS(&x), x.root, "outside");
+	outside = tu_mkfile(FS(&x), &cred, x.root, "outside");
 	write_pat(FS(&x), outside, 0, 40 * KIB, 6);
 	tu_commit(FS(&x));
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "ro", ARB_SNAPSHOT_RDONLY, &st));
@@ -1021,7 +1007,7 @@ static void test_readonly(void **state)
 		TU_RC(arb_vfs_fsync(FS(&x), big));
 		TU_RC(arb_vfs_release(FS(&x), big));
 		/* reading from it into a writable file shares its data */
-		w = mkfile(FS(&x), x.root, round ? "copy2" : "copy");
+		w = tu_mkfile(FS(&x), &cred, x.root, round ? "copy2" : "copy");
 		TU_RC(arb_vfs_copy_range(FS(&x), big, 0, w, 0, 1 * MIB, &copied));
 		TU_EQ_U64(copied, 300 * KIB + 17);
 		TU_RC(arb_vfs_read(FS(&x), w, 4096, buf, sizeof(buf), &got));
@@ -1050,7 +1036,7 @@ static void test_readonly(void **state)
 	TU_RC_EQ(arb_vfs_unlink(FS(&x), w, "empty"), -EISDIR);
 	TU_RC(arb_vfs_rmdir(FS(&x), w, "empty"));
 	TU_RC(arb_vfs_setxattr(FS(&x), w, "user.x", "v", 1, 0));
-	(void)mkfile(FS(&x), tu_lookup(FS(&x), w, "a"), "n");
+	(void)tu_mkfile(FS(&x), &cred, tu_lookup(FS(&x), w, "a"), "n");
 	TU_RC(arb_vfs_subvol_make(FS(&x), w, "sub", 0755, &cred, &st));
 	TU_RC(arb_vfs_snapshot(FS(&x), wid, x.root, "w-ro", ARB_SNAPSHOT_RDONLY, &st));
 	TU_RC_EQ(arb_vfs_unlink(FS(&x), st.ino, "small"), -EROFS);
@@ -1082,7 +1068,7 @@ static void test_snapshot_orphans(void **state)
 	sfx_setup(&x, DEV_SIZE, 0);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	id = subvol_of(&st);
-	f = mkfile(FS(&x), st.ino, "f");
+	f = tu_mkfile(FS(&x), &cred, st.ino, "f");
 	write_pat(FS(&x), f, 0, 100 * KIB, 1);
 	TU_RC(arb_vfs_open(FS(&x), f));
 	TU_RC(arb_vfs_unlink(FS(&x), root_of(id), "f"));
@@ -1119,7 +1105,7 @@ static void test_snapshot_fsync(void **state)
 	sfx_setup(&x, DEV_SIZE, 0);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	id = subvol_of(&st);
-	f = mkfile(FS(&x), st.ino, "f");
+	f = tu_mkfile(FS(&x), &cred, st.ino, "f");
 	write_pat(FS(&x), f, 0, 64 * KIB, 1);
 	TU_RC(arb_vfs_fsync(FS(&x), f)); /* a commit, and a log from now on */
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "snap", 0, &st));
@@ -1153,7 +1139,7 @@ static void test_many(void **state)
 	sfx_setup(&x, DEV_SIZE, 4096);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
 	id = subvol_of(&st);
-	f = mkfile(FS(&x), st.ino, "f");
+	f = tu_mkfile(FS(&x), &cred, st.ino, "f");
 	write_pat(FS(&x), f, 0, 20 * KIB, 1);
 	TU_RC(arb_vfs_open(FS(&x), f));
 	TU_RC(arb_vfs_unlink(FS(&x), root_of(id), "f"));
@@ -1195,8 +1181,8 @@ static void test_open_delete(void **state)
 	(void)state;
 	sfx_setup(&x, DEV_SIZE, 0);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "sv", 0755, &cred, &st));
-	f = mkfile(FS(&x), st.ino, "f");
-	g = mkfile(FS(&x), st.ino, "g");
+	f = tu_mkfile(FS(&x), &cred, st.ino, "f");
+	g = tu_mkfile(FS(&x), &cred, st.ino, "g");
 	write_pat(FS(&x), f, 0, 100 * KIB, 1);
 	tu_commit(FS(&x));
 	TU_RC(arb_vfs_open(FS(&x), f));
@@ -1230,7 +1216,7 @@ static void test_inode_numbers(void **state)
 	sfx_setup(&x, DEV_SIZE, 0);
 	TU_RC(arb_vfs_subvol_make(FS(&x), x.root, "src", 0755, &cred, &st));
 	id = subvol_of(&st);
-	ino[0] = mkfile(FS(&x), mkdir_(FS(&x), st.ino, "d"), "f");
+	ino[0] = tu_mkfile(FS(&x), &cred, tu_mkdir(FS(&x), &cred, st.ino, "d"), "f");
 	write_pat(FS(&x), ino[0], 0, 12345, 1);
 	TU_RC(arb_vfs_snapshot(FS(&x), id, x.root, "s1", 0, &st));
 	snap[0] = st.ino;
@@ -2467,10 +2453,10 @@ static void space_seed(uint64_t seed)
 		arb_ino_t dir;
 
 		snprintf(name, sizeof(name), "dir%u", d);
-		dir = mkdir_(FS(&x), src, name);
+		dir = tu_mkdir(FS(&x), &cred, src, name);
 		for (unsigned f = 0; f < 8; f++, nf++) {
 			snprintf(name, sizeof(name), "f%u", f);
-			files[nf] = mkfile(FS(&x), dir, name);
+			files[nf] = tu_mkfile(FS(&x), &cred, dir, name);
 			fsize[nf] = tu_rng_pct(&rng, 30) ? tu_rng_range(&rng, 1, 3000)
 			                                 : tu_rng_range(&rng, 4096, 400 * KIB);
 			write_pat(FS(&x), files[nf], 0, fsize[nf], seed * 100 + nf);
@@ -2530,15 +2516,15 @@ static void space_seed(uint64_t seed)
 				break;
 			case 2:
 				TU_RC(arb_vfs_unlink(FS(&x), dir, name));
-				f = mkfile(FS(&x), dir, name);
+				f = tu_mkfile(FS(&x), &cred, dir, name);
 				write_pat(FS(&x), f, 0, tu_rng_range(&rng, 1, 100 * KIB),
 				          tu_rng_next(&rng));
 				break;
 			default:
 				snprintf(name, sizeof(name), "new%u", n);
 				if (arb_vfs_lookup(FS(&x), dir, name, &st) == -ENOENT)
-					write_pat(FS(&x), mkfile(FS(&x), dir, name), 0, 50 * KIB,
-					          tu_rng_next(&rng));
+					write_pat(FS(&x), tu_mkfile(FS(&x), &cred, dir, name), 0,
+					          50 * KIB, tu_rng_next(&rng));
 				break;
 			}
 		}

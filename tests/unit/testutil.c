@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Buffer for values written and read back. */
@@ -580,6 +581,22 @@ arb_ino_t tu_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name)
 
 	if (rc)
 		TU_FAIL("lookup of \"%.40s\" returned %s", name, tu_strerr(rc));
+	return st.ino;
+}
+
+arb_ino_t tu_mkfile(struct arb_fs *fs, const struct arb_cred *cred, arb_ino_t dir, const char *name)
+{
+	struct arb_stat st;
+
+	TU_RC(arb_vfs_mknod(fs, dir, name, S_IFREG | 0644, 0, cred, &st));
+	return st.ino;
+}
+
+arb_ino_t tu_mkdir(struct arb_fs *fs, const struct arb_cred *cred, arb_ino_t dir, const char *name)
+{
+	struct arb_stat st;
+
+	TU_RC(arb_vfs_mkdir(fs, dir, name, 0755, cred, &st));
 	return st.ino;
 }
 

@@ -217,6 +217,11 @@ void tu_check_clean(struct arb_fs *fs);
 /* The inode of name in directory dir (the VFS layer); fails the test if
  * the lookup does. */
 arb_ino_t tu_lookup(struct arb_fs *fs, arb_ino_t dir, const char *name);
+/* A new empty regular file (0644) or directory (0755) named name in dir,
+ * made as cred; its inode. */
+arb_ino_t tu_mkfile(struct arb_fs *fs, const struct arb_cred *cred, arb_ino_t dir,
+                    const char *name);
+arb_ino_t tu_mkdir(struct arb_fs *fs, const struct arb_cred *cred, arb_ino_t dir, const char *name);
 /* Fails the test unless name is absent from dir. */
 void tu_expect_missing(struct arb_fs *fs, arb_ino_t dir, const char *name);
 /* Commit (each changing the mtime of directory root, so that frees move
