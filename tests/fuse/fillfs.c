@@ -108,18 +108,30 @@ static void pattern(uint64_t seed, uint64_t off, unsigned char *buf, size_t len)
 static const char *errname(int e)
 {
 	switch (e) {
-	case 0: return "none";
-	case ENOSPC: return "ENOSPC";
-	case EIO: return "EIO";
-	case EDQUOT: return "EDQUOT";
-	case EROFS: return "EROFS";
-	case EFBIG: return "EFBIG";
-	case ENOMEM: return "ENOMEM";
-	case EINVAL: return "EINVAL";
-	case EEXIST: return "EEXIST";
-	case ENOENT: return "ENOENT";
-	case ENOTCONN: return "ENOTCONN";
-	case EBADF: return "EBADF";
+	case 0:
+		return "none";
+	case ENOSPC:
+		return "ENOSPC";
+	case EIO:
+		return "EIO";
+	case EDQUOT:
+		return "EDQUOT";
+	case EROFS:
+		return "EROFS";
+	case EFBIG:
+		return "EFBIG";
+	case ENOMEM:
+		return "ENOMEM";
+	case EINVAL:
+		return "EINVAL";
+	case EEXIST:
+		return "EEXIST";
+	case ENOENT:
+		return "ENOENT";
+	case ENOTCONN:
+		return "ENOTCONN";
+	case EBADF:
+		return "EBADF";
 	default: {
 		static char buf[32];
 		snprintf(buf, sizeof(buf), "errno%d", e);
@@ -214,7 +226,8 @@ static int mode_big(const char *path, uint64_t chunk, uint64_t sync_every)
 	fd = open(path, flags, 0644);
 	if (fd < 0) {
 		first = errno;
-		printf("durable=0 written=0 size=-1 avail=-1 error=%s at=open fsync=none close=none\n",
+		printf("durable=0 written=0 size=-1 avail=-1 error=%s at=open fsync=none "
+		       "close=none\n",
 		       errname(first));
 		free(buf);
 		return first == ENOSPC ? 0 : 1;
@@ -256,15 +269,16 @@ static int mode_big(const char *path, uint64_t chunk, uint64_t sync_every)
 	if (fstat(fd, &st) == 0)
 		size = (long long)st.st_size;
 	cl_err = do_close(fd);
-	printf("durable=%" PRIu64 " written=%" PRIu64 " size=%lld avail=%" PRIu64
-	       " error=%s at=%s",
+	printf("durable=%" PRIu64 " written=%" PRIu64 " size=%lld avail=%" PRIu64 " error=%s at=%s",
 	       durable, written, size, avail, errname(first), at);
 	printf(" fsync=%s", fs_err ? errname(fs_err) : "ok");
 	printf(" close=%s\n", cl_err ? errname(cl_err) : "ok");
 	free(buf);
 	if (limit) {
-		fprintf(stderr, "fillfs: %" PRIu64 " bytes written without ENOSPC: past the "
-		        "limit of %" PRIu64 "\n", written, opt_limit);
+		fprintf(stderr,
+		        "fillfs: %" PRIu64 " bytes written without ENOSPC: past the "
+		        "limit of %" PRIu64 "\n",
+		        written, opt_limit);
 		return 3;
 	}
 	other = first != ENOSPC || (fs_err && fs_err != ENOSPC) || (cl_err && cl_err != ENOSPC);
@@ -325,8 +339,10 @@ static int verify_file(const char *path, uint64_t durable, bool quiet)
 				;
 			off += (uint64_t)i;
 			zend = zero_run(fd, buf, i, n, off);
-			fprintf(stderr, "fillfs: %s: bad data at offset %" PRIu64 " (%s durable "
-			        "%" PRIu64 "): ", path, off, off < durable ? "before" : "past", durable);
+			fprintf(stderr,
+			        "fillfs: %s: bad data at offset %" PRIu64 " (%s durable "
+			        "%" PRIu64 "): ",
+			        path, off, off < durable ? "before" : "past", durable);
 			if (zend > off)
 				fprintf(stderr, "zeros up to %" PRIu64, zend);
 			else
@@ -339,8 +355,9 @@ static int verify_file(const char *path, uint64_t durable, bool quiet)
 		off += (uint64_t)n;
 	}
 	if (off < durable) {
-		fprintf(stderr, "fillfs: %s: %" PRIu64 " bytes, fewer than the %" PRIu64
-		        " durable ones\n", path, off, durable);
+		fprintf(stderr,
+		        "fillfs: %s: %" PRIu64 " bytes, fewer than the %" PRIu64 " durable ones\n",
+		        path, off, durable);
 		goto out;
 	}
 	if (!quiet)
@@ -522,8 +539,7 @@ int main(int argc, char **argv)
 		return verify_file(pos[1], a, false);
 	if (!strcmp(pos[0], "write") && npos == 3 && parse_u64(pos[2], &a))
 		return mode_write(pos[1], a);
-	if (!strcmp(pos[0], "small") && npos == 4 && parse_u64(pos[2], &a) &&
-	    parse_u64(pos[3], &b))
+	if (!strcmp(pos[0], "small") && npos == 4 && parse_u64(pos[2], &a) && parse_u64(pos[3], &b))
 		return mode_small(pos[1], a, b);
 	if (!strcmp(pos[0], "verifysmall") && npos == 4 && parse_u64(pos[2], &a) &&
 	    parse_u64(pos[3], &b))
