@@ -752,8 +752,7 @@ static int load_space_map(struct arb_fs *fs)
 	if (ret < 0)
 		return ret;
 	fs->sm.sectors_used = arb_sm_count_used(&fs->sm);
-	fs->sm.free_groups = arb_sm_count_free_groups(&fs->sm, false);
-	fs->sm.zero_groups = arb_sm_count_free_groups(&fs->sm, true);
+	arb_sm_count_groups(&fs->sm, &fs->sm.free_groups, &fs->sm.zero_groups);
 	return 0;
 }
 

@@ -46,8 +46,7 @@ int arb_sm_init(struct arb_spacemap *sm, uint64_t total_bytes, uint32_t sectorsi
 	if (sm->reserve_sectors > usable / 4)
 		sm->reserve_sectors = usable / 4;
 	sm->cursor = sm->resv_end[0];
-	sm->free_groups = arb_sm_count_free_groups(sm, false);
-	sm->zero_groups = sm->free_groups;
+	arb_sm_count_groups(sm, &sm->free_groups, &sm->zero_groups);
 	return 0;
 }
 
@@ -271,21 +270,29 @@ static bool group_free(const struct arb_spacemap *sm, uint64_t g, bool with_quar
 	return true;
 }
 
-uint64_t arb_sm_count_free_groups(const struct arb_spacemap *sm, bool with_quar)
+void arb_sm_count_groups(const struct arb_spacemap *sm, uint64_t *ret_free, uint64_t *ret_zero)
 {
-	uint64_t n = 0, groups = sm->total_sectors / sm->node_sectors;
+	uint64_t nfree = 0, nzero = 0, groups = sm->total_sectors / sm->node_sectors;
 
 	for (uint64_t g = 0; g < groups; g++) {
 		const struct arb_sm_chunk *c = sm->chunks[g * sm->node_sectors / sm->chunk_sectors];
 		uint64_t first = g * sm->node_sectors;
 
-		/* a chunk with nothing in it: only the reserved areas to skip */
-		if (!c || (!c->used && !c->nquar))
-			n += !is_reserved(sm, first, sm->node_sectors);
-		else
-			n += group_free(sm, g, with_quar);
+		if (c && c->used == c->nsectors)
+			continue; /* a full chunk: nothing to look at */
+		if (!c || (!c->used && !c->nquar)) {
+			/* an empty chunk: only the reserved areas to skip */
+			bool whole = !is_reserved(sm, first, sm->node_sectors);
+
+			nfree += whole;
+			nzero += whole;
+			continue;
+		}
+		nfree += group_free(sm, g, false);
+		nzero += group_free(sm, g, true);
 	}
-	return n;
+	*ret_free = nfree;
+	*ret_zero = nzero;
 }
 
 /* Around a change of a sector's state, called just before it (before) and

@@ -123,9 +123,9 @@ int arb_sm_quarantine(struct arb_spacemap *sm, uint64_t gen, uint64_t bytenr, ui
 void arb_sm_expire(struct arb_spacemap *sm, uint64_t gen);
 
 uint64_t arb_sm_free_sectors(const struct arb_spacemap *sm);
-/* Recount free_groups (with_quar: zero_groups) from the counts and the
- * quarantine, after loading. */
-uint64_t arb_sm_count_free_groups(const struct arb_spacemap *sm, bool with_quar);
+/* Count free_groups and zero_groups afresh from the counts and the
+ * quarantine (after loading; arb_check compares). */
+void arb_sm_count_groups(const struct arb_spacemap *sm, uint64_t *ret_free, uint64_t *ret_zero);
 uint64_t arb_sm_total_sectors(const struct arb_spacemap *sm);
 
 #endif
