@@ -57,9 +57,20 @@ trap 'fuse_cleanup; t_cleanup' EXIT
 
 # fuse_wait_gone PID SECONDS: 0 once PID has exited.
 fuse_wait_gone() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
+	fuse_poll "$2" pid_gone "$1"
+}
+
+pid_gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
+# fuse_poll SECONDS CMD [ARGS...]: 0 as soon as CMD succeeds (tried every
+# 0.1 s), 1 if it still fails after SECONDS.
+fuse_poll() {
+	local i secs=$1
+	shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1

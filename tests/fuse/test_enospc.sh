@@ -83,12 +83,12 @@ t_df_sane() {
 
 # wait_avail AVAIL SECONDS: 0 once df shows AVAIL bytes available again
 # (the commit that frees the space may take a moment).
+avail_at_least() {
+	[ "$(avail)" -ge "$1" ]
+}
+
 wait_avail() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ "$(avail)" -ge "$1" ] && return 0
-		sleep 0.1
-	done
+	fuse_poll "$2" avail_at_least "$1" && return 0
 	echo "#   avail is $(avail), expected $1"
 	return 1
 }

@@ -610,13 +610,12 @@ used_kib() {
 }
 
 # wait_used_below KIB SECONDS: 0 once df shows at most KIB used.
+used_at_most() {
+	[ "$(used_kib)" -le "$1" ]
+}
+
 wait_used_below() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ "$(used_kib)" -le "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
+	fuse_poll "$2" used_at_most "$1"
 }
 
 # A deleted subvolume is freed by the cleaner thread after the delete has
